@@ -1,0 +1,199 @@
+"""The global config: every parameter of an experiment, with its default, allowed range and meaning.
+
+An experiment file `configs/<name>.py` defines `config = dict(field=value, ...)` with only the fields that
+differ from these defaults. `load_config(path, overrides)` reads it, applies command-line overrides, checks
+every field (unknown names, types, ranges, cross-field rules) and returns a frozen `Config`. Any problem
+raises `ConfigError` with one line naming the file and the field; entry points print it and exit 2.
+No module may change a Config after loading: it is frozen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import math
+import runpy
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """A bad config file, field or value; the message is one line meant for the user."""
+
+
+def _f(default, lo=None, hi=None, choices=None):
+    return field(default=default, metadata={"lo": lo, "hi": hi, "choices": choices})
+
+
+@dataclass(frozen=True)
+class Config:
+    # ---- experiment -------------------------------------------------------------------------------
+    name: str = ""
+    """Experiment name; logs go to logs/<name>/. Empty: the config file's stem (e.g. L96_1)."""
+    seed: int = _f(0, 0, 2**31 - 1)
+    """Seed for the spin-up, start points, initial ensembles and observation noise."""
+    # ---- model --------------------------------------------------------------------------------------
+    model: str = _f("lorenz96", choices=("lorenz96", "lorenz63"))
+    """Dynamical model."""
+    N: int = _f(40, 3, 4096)
+    """State dimension (grid points). Lorenz-63 requires 3; Lorenz-96 needs at least 4."""
+    F: float = _f(8.0, -100.0, 100.0)
+    """Lorenz-96 forcing."""
+    l63_sigma: float = _f(10.0, 0.0, 1000.0)
+    """Lorenz-63 sigma."""
+    l63_rho: float = _f(28.0, 0.0, 1000.0)
+    """Lorenz-63 rho."""
+    l63_beta: float = _f(8.0 / 3.0, 0.0, 1000.0)
+    """Lorenz-63 beta."""
+    dtda: float = _f(2.5e-3, 1e-6, 1.0)
+    """RK4 step (model time units)."""
+    oda: float = _f(1.0, 1e-6, 100.0)
+    """Time between observations (model time units); must be a whole multiple of dtda."""
+    # ---- observations and filter ---------------------------------------------------------------------
+    obs_stride: int = _f(1, 1, 4096)
+    """Observe every k-th grid point (1: H = I, full observation)."""
+    obs_noise_var: float = _f(0.1, 1e-8, 1e4)
+    """Observation error variance r (R = r I)."""
+    N_ens: int = _f(20, 2, 4096)
+    """Ensemble size."""
+    inflation: float = _f(5.0, 1.0, 100.0)
+    """Multiplicative prior inflation of forecast anomalies: xb_mean + inflation * (xb - xb_mean)."""
+    noise_strength: float = _f(1.0, 0.0, 100.0)
+    """Initial ensemble = truth + noise_strength * N(0, 1)."""
+    data_filter: str = _f("eakf", choices=("eakf", "etkf", "pertobs", "letkf"))
+    """Filter that makes the stored EnKF paths (the teacher): serial EAKF (Anderson 2001) by default."""
+    loc_radius: float = _f(4.0, 0.1, 1e6)
+    """LETKF Gaspari-Cohn half-width in grid points (correlations vanish at 2 * loc_radius)."""
+    # ---- data ---------------------------------------------------------------------------------------
+    spinup_steps: int = _f(1_000_000, 10, 100_000_000)
+    """RK4 steps of the single truth spin-up; start points are drawn from its later half."""
+    num_paths: int = _f(100, 1, 100_000)
+    """Number of EnKF paths (path 0: evaluation; 1..: training)."""
+    path_length: int = _f(1000, 2, 1_000_000)
+    """Assimilation cycles per path."""
+    burn_in: int = _f(100, 0, 1_000_000)
+    """Cycles excluded from time-mean RMSE (must be < path_length)."""
+    verify_max_ratio: float = _f(0.9, 0.0, 1.0)
+    """A path passes verification when analysis RMSE <= verify_max_ratio * forecast RMSE."""
+    compile: bool = True
+    """torch.compile the RK4 forecast (about 5x faster; ~10 s one-off compile per batch shape)."""
+
+    # ---------------------------------------------------------------------------------------------------
+    @property
+    def steps_per_cycle(self) -> int:
+        return int(round(self.oda / self.dtda))
+
+    @property
+    def model_params(self) -> dict:
+        if self.model == "lorenz96":
+            return {"F": self.F}
+        return {"sigma": self.l63_sigma, "rho": self.l63_rho, "beta": self.l63_beta}
+
+    @property
+    def obs_idx(self) -> list[int]:
+        return list(range(0, self.N, self.obs_stride))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def fingerprint(self, fields: tuple[str, ...]) -> str:
+        sub = {k: getattr(self, k) for k in fields}
+        return hashlib.sha256(json.dumps(sub, sort_keys=True).encode()).hexdigest()[:16]
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+
+def _check_value(name: str, value, source: str):
+    """Type- and range-check one value; returns it converted (int -> float where a float is wanted)."""
+    f = FIELDS[name]
+    typ = f.type if isinstance(f.type, str) else f.type.__name__
+    where = f"{source}: field '{name}'"
+    if typ == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} = {value!r} must be true or false (bool)")
+        return value
+    if typ == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} = {value!r} must be an integer")
+    elif typ == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} = {value!r} must be a number")
+        value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"{where} = {value!r} must be finite")
+    elif typ == "str":
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} = {value!r} must be a string")
+    meta = f.metadata
+    if meta.get("choices") and value not in meta["choices"]:
+        raise ConfigError(f"{where} = {value!r} is not one of {', '.join(map(repr, meta['choices']))}")
+    lo, hi = meta.get("lo"), meta.get("hi")
+    if lo is not None and not (lo <= value <= hi):
+        raise ConfigError(f"{where} = {value!r} is out of range [{lo:g}, {hi:g}]")
+    return value
+
+
+def _cross_check(cfg: Config, source: str):
+    def bad(field_name, msg):
+        raise ConfigError(f"{source}: field '{field_name}' {msg}")
+
+    if cfg.model == "lorenz63" and cfg.N != 3:
+        bad("N", f"= {cfg.N}: Lorenz-63 has exactly 3 variables (set N = 3)")
+    if cfg.model == "lorenz96" and cfg.N < 4:
+        bad("N", f"= {cfg.N}: Lorenz-96 needs N >= 4")
+    ratio = cfg.oda / cfg.dtda
+    if abs(ratio - round(ratio)) > 1e-6 * max(1.0, ratio) or round(ratio) < 1:
+        bad("oda", f"= {cfg.oda:g} is not a whole multiple of dtda = {cfg.dtda:g}")
+    if cfg.obs_stride > cfg.N:
+        bad("obs_stride", f"= {cfg.obs_stride} exceeds N = {cfg.N}")
+    if cfg.burn_in >= cfg.path_length:
+        bad("burn_in", f"= {cfg.burn_in} must be < path_length = {cfg.path_length}")
+    if cfg.num_paths > cfg.spinup_steps - cfg.spinup_steps // 2:
+        bad("num_paths", f"= {cfg.num_paths} exceeds the later half of the spin-up ({cfg.spinup_steps} steps)")
+
+
+def make_config(values: dict, source: str, base: Config | None = None) -> Config:
+    """Check `values` (field -> value) and return a Config built on `base` (default: the global defaults)."""
+    checked = {}
+    for k, v in values.items():
+        if k not in FIELDS:
+            near = difflib.get_close_matches(k, FIELDS, n=1)
+            hint = f" (did you mean '{near[0]}'?)" if near else ""
+            raise ConfigError(f"{source}: unknown field '{k}'{hint}")
+        checked[k] = _check_value(k, v, source)
+    cfg = dataclasses.replace(base or Config(), **checked)
+    _cross_check(cfg, source)
+    return cfg
+
+
+def read_config_file(path: str | Path) -> dict:
+    """Run a config file and return its `config` dict (the fields it overrides)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        ns = runpy.run_path(str(p))
+    except Exception as e:  # the user's file failed to run: say where, in one line
+        raise ConfigError(f"{path}: could not be executed: {type(e).__name__}: {e}") from None
+    if "config" not in ns:
+        raise ConfigError(f"{path}: defines no 'config' (expected config = dict(field=value, ...))")
+    values = ns["config"]
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: 'config' must be a dict of field=value, got {type(values).__name__}")
+    values = dict(values)
+    values.setdefault("name", p.stem)
+    return values
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> Config:
+    """Load a config file, then apply `overrides` (e.g. from the command line); everything is checked."""
+    values = read_config_file(path)
+    cfg = make_config(values, str(path))
+    if overrides:
+        cfg = make_config(overrides, f"{path} (command-line override)", base=cfg)
+    return cfg

@@ -1,0 +1,110 @@
+"""Figures (matplotlib, Agg backend). Every figure is saved atomically as PNG and returned, so callers can
+also send it to TensorBoard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from enkf.io import save_figure  # noqa: E402
+
+
+def _save(fig, path: Path):
+    save_figure(fig, path)
+    plt.close(fig)
+    return path
+
+
+def rmse_over_time(series: dict[str, np.ndarray], title: str, path: Path, ylabel="RMSE vs truth", logy=True):
+    """series: label -> (T,) arrays, drawn over cycles."""
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    for label, s in series.items():
+        ax.plot(np.arange(len(s)), s, lw=0.9, label=label)
+    ax.set_xlabel("assimilation cycle")
+    ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_title(title)
+    ax.legend(fontsize=8, ncol=3)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def hovmoller(fields: dict[str, np.ndarray], title: str, path: Path, t_max: int | None = 200):
+    """fields: label -> (T, N) arrays. States share one colour scale; labels starting with 'error' share a
+    diverging one."""
+    n = len(fields)
+    fig, axes = plt.subplots(1, n, figsize=(2.6 * n + 1, 4.2), sharey=True)
+    axes = np.atleast_1d(axes)
+    states = [v for k, v in fields.items() if not k.startswith("error")]
+    vmin = min(float(np.nanmin(v[:t_max])) for v in states) if states else None
+    vmax = max(float(np.nanmax(v[:t_max])) for v in states) if states else None
+    errs = [v for k, v in fields.items() if k.startswith("error")]
+    emax = max(float(np.nanmax(np.abs(v[:t_max]))) for v in errs) if errs else 1.0
+    for ax, (label, v) in zip(axes, fields.items(), strict=True):
+        v = v[:t_max]
+        if label.startswith("error"):
+            im = ax.imshow(
+                v, aspect="auto", origin="lower", cmap="RdBu_r", vmin=-emax, vmax=emax, interpolation="nearest"
+            )
+        else:
+            im = ax.imshow(
+                v, aspect="auto", origin="lower", cmap="viridis", vmin=vmin, vmax=vmax, interpolation="nearest"
+            )
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("grid point")
+        fig.colorbar(im, ax=ax, fraction=0.05)
+    axes[0].set_ylabel("assimilation cycle")
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def data_plots(cfg, arrays: dict, res: dict, report: dict, folder: Path, spin_thin: np.ndarray):
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    shown = [p for p in (0, 1, 2, 3) if p < cfg.num_paths]
+    fig, axes = plt.subplots(len(shown), 1, figsize=(9, 2.2 * len(shown)), sharex=True, squeeze=False)
+    for ax, p in zip(axes[:, 0], shown, strict=True):
+        ax.plot(res["rmse_f"][p].numpy(), lw=0.8, label="forecast (xb mean)")
+        ax.plot(res["rmse_a"][p].numpy(), lw=0.8, label="analysis (xa mean)")
+        ax.plot(res["spread_a"][p].numpy(), lw=0.8, ls="--", label="analysis spread")
+        ax.axhline(np.sqrt(cfg.obs_noise_var), color="k", lw=0.6, ls=":", label="obs error std")
+        ax.set_yscale("log")
+        ax.set_ylabel(f"path {p}")
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=7, ncol=4)
+    axes[0, 0].set_title(f"{cfg.name}: {cfg.data_filter} RMSE vs truth (inflation {cfg.inflation:g})")
+    axes[-1, 0].set_xlabel("assimilation cycle")
+    _save(fig, folder / "rmse_paths.png")
+
+    truth0 = arrays["truth"][0]
+    xa0 = arrays["xa"][0].mean(1)
+    xb0 = arrays["xb"][0].mean(1)
+    hovmoller({"truth": truth0, "analysis mean": xa0, "error forecast": xb0 - truth0, "error analysis": xa0 - truth0},
+              f"{cfg.name}, path 0 (first 200 cycles)", folder / "hovmoller_path0.png")  # fmt: skip
+
+    per = report["per_path"]
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    idx = np.arange(len(per))
+    ax.bar(idx, [p["forecast_rmse"] for p in per], color="tab:orange", alpha=0.6, label="forecast")
+    ax.bar(idx, [p["analysis_rmse"] for p in per], color="tab:blue", alpha=0.8, label="analysis")
+    bad = [p["path"] for p in per if not p["ok"]]
+    if bad:
+        ax.scatter(bad, [per[b]["forecast_rmse"] for b in bad], color="red", marker="x", label="failed")
+    ax.set_xlabel("path")
+    ax.set_ylabel("time-mean RMSE")
+    ax.set_title(f"{cfg.name}: verification (after {cfg.burn_in} cycles burn-in)")
+    ax.legend(fontsize=8)
+    _save(fig, folder / "verification.png")
+
+    fig, ax = plt.subplots(figsize=(9, 3))
+    ax.plot(np.arange(len(spin_thin)) * 100, spin_thin[:, 0], lw=0.3)
+    ax.set_xlabel("spin-up step (later half)")
+    ax.set_ylabel("x_0")
+    ax.set_title(f"{cfg.name}: spin-up trajectory (every 100th step of the later half)")
+    _save(fig, folder / "spinup.png")

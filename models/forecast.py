@@ -1,0 +1,123 @@
+"""Batched forecaster: integrate any batch of states for a fixed number of RK4 steps, fast.
+
+Measured on this project's 2-core CPU (float32, 2100 states of N=20): rolling along the last (grid) axis
+makes torch.compile's kernels slow (modulo indexing on the inner axis defeats vectorization), while the
+grid-first layout (N, batch) compiles to ~40-80 us per RK4 step, 5-8x faster than eager. So the forecaster
+moves the grid axis to the front once per call, runs compiled chunks of `chunk` RK4 steps, and moves it back.
+"""
+
+from functools import partial
+
+import torch
+
+from models import lorenz63, lorenz96
+
+
+def make_tendency(model: str, params: dict):
+    """Return f(x, axis) for 'lorenz96' (params: F) or 'lorenz63' (params: sigma, rho, beta)."""
+    if model == "lorenz96":
+        return partial(lorenz96.tendency, F=float(params["F"]))
+    if model == "lorenz63":
+        return partial(
+            lorenz63.tendency,
+            sigma=float(params.get("sigma", lorenz63.SIGMA)),
+            rho=float(params.get("rho", lorenz63.RHO)),
+            beta=float(params.get("beta", lorenz63.BETA)),
+        )
+    raise ValueError(f"unknown model {model!r}; allowed: 'lorenz96', 'lorenz63'")
+
+
+def _rk4_chunk(x, n: int, dt: float, f):
+    """n RK4 steps of x (N, B) with the grid on axis 0."""
+    for _ in range(n):
+        k1 = f(x, axis=0)
+        k2 = f(x + 0.5 * dt * k1, axis=0)
+        k3 = f(x + 0.5 * dt * k2, axis=0)
+        k4 = f(x + dt * k3, axis=0)
+        x = x + (dt / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+    return x
+
+
+class Forecaster:
+    """Integrates states (..., N) forward by `n_steps` RK4 steps of length `dt`.
+
+    compile=True uses torch.compile on chunks of `chunk` steps (one-off compile of ~10 s per new batch
+    shape); compile=False runs the same arithmetic eagerly (used by tests and tiny runs).
+    """
+
+    def __init__(self, model: str, params: dict, dt: float, n_steps: int, compile: bool = True, chunk: int = 10):
+        self.f = make_tendency(model, params)
+        self.dt, self.n_steps = float(dt), int(n_steps)
+        self.chunk = max(1, min(int(chunk), self.n_steps))
+        self.n_chunks, self.rest = divmod(self.n_steps, self.chunk)
+        body = partial(_rk4_chunk, n=self.chunk, dt=self.dt, f=self.f)
+        tail = partial(_rk4_chunk, n=self.rest, dt=self.dt, f=self.f)
+        if compile:
+            body = torch.compile(body, dynamic=False)
+            tail = torch.compile(tail, dynamic=False) if self.rest else tail
+        self._body, self._tail = body, tail
+
+    def run_grid_first(self, xt: torch.Tensor, n_steps: int | None = None) -> torch.Tensor:
+        """Integrate xt (N, B) (grid first) by n_steps (a multiple of `chunk` unless it is n_steps)."""
+        if n_steps is None or n_steps == self.n_steps:
+            for _ in range(self.n_chunks):
+                xt = self._body(xt)
+            return self._tail(xt) if self.rest else xt
+        if n_steps % self.chunk:
+            raise ValueError(f"n_steps={n_steps} must be a multiple of chunk={self.chunk}")
+        for _ in range(n_steps // self.chunk):
+            xt = self._body(xt)
+        return xt
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """x (..., N) -> x after n_steps RK4 steps, same shape and dtype."""
+        shape = x.shape
+        xt = x.reshape(-1, shape[-1]).T.contiguous()  # (N, B)
+        xt = self.run_grid_first(xt)
+        return xt.T.reshape(shape).contiguous()
+
+
+def _rk4_history(x, n: int, dt: float, f):
+    """n RK4 steps of x (N, B); returns every state, (n, N, B)."""
+    out = []
+    for _ in range(n):
+        x = _rk4_chunk(x, 1, dt, f)
+        out.append(x)
+    return torch.stack(out)
+
+
+def trajectory(
+    model: str,
+    params: dict,
+    dt: float,
+    x0: torch.Tensor,
+    n_steps: int,
+    keep_from: int,
+    compile: bool = True,
+    chunk: int = 25,
+    progress=None,
+):
+    """Integrate one or more states x0 (..., N) for n_steps; return (states after steps keep_from+1..n_steps,
+    shape (n_steps - keep_from, ..., N)) and the final state. The long spin-up uses this: a compiled chunk of
+    25 steps on a single state costs ~3.5 us per step here, 6x less than a numpy loop."""
+    f = make_tendency(model, params)
+    shape = x0.shape
+    x = x0.reshape(-1, shape[-1]).T.contiguous()  # (N, B)
+    body = partial(_rk4_history, n=chunk, dt=float(dt), f=f)
+    if compile:
+        body = torch.compile(body, dynamic=False)
+    kept = torch.empty((n_steps - keep_from,) + tuple(x.shape), dtype=x.dtype)  # (K, N, B)
+    done = 0
+    while done < n_steps:
+        n = min(chunk, n_steps - done)
+        hist = body(x) if n == chunk else _rk4_history(x, n, float(dt), f)  # (n, N, B)
+        lo, hi = done + 1, done + n  # step numbers of hist[0] and hist[-1]
+        if hi > keep_from:
+            a = max(lo, keep_from + 1)
+            kept[a - keep_from - 1 : hi - keep_from] = hist[a - lo :]
+        x = hist[-1]
+        done += n
+        if progress is not None:
+            progress(n)
+    kept = kept.permute(0, 2, 1).reshape((n_steps - keep_from,) + tuple(shape))
+    return kept, x.T.reshape(shape)

@@ -1,0 +1,118 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from configs.defaults import load_config
+from enkf.data import DataError, check_data, ensure_data, load_data, make_forecaster
+from enkf.normalization import Normalizer
+
+
+def test_shapes_files_and_summary(tiny_data):
+    cfg, out, summary, d = tiny_data
+    P, T, M, N = cfg.num_paths, cfg.path_length, cfg.N_ens, cfg.N
+    assert d.truth.shape == (P, T, N) and d.obs.shape == (P, T, N)
+    assert d.xb.shape == (P, T, M, N) and d.xa.shape == (P, T, M, N)
+    for f in (
+        "paths.npz",
+        "spinup.npz",
+        "normalization.json",
+        "verification.md",
+        "verification.json",
+        "meta.json",
+        "plots/rmse_paths.png",
+        "plots/hovmoller_path0.png",
+        "plots/verification.png",
+    ):
+        assert (out / f).is_file(), f
+    assert summary["analysis_rmse"] < summary["forecast_rmse"]
+    assert set(summary) >= {"forecast_rmse", "analysis_rmse", "paths", "seconds"}
+
+
+def test_start_points_from_later_half_without_replacement(tiny_data):
+    cfg, _, _, d = tiny_data
+    idx = d.start_idx
+    assert len(set(idx.tolist())) == cfg.num_paths
+    assert (idx > cfg.spinup_steps // 2).all() and (idx <= cfg.spinup_steps).all()
+
+
+def test_paths_are_continuous(tiny_data):
+    """xb[t] is the forecast of xa[t-1]; truth[t] the forecast of truth[t-1]; the first from the start state."""
+    cfg, _, _, d = tiny_data
+    fc = make_forecaster(cfg)
+    torch.testing.assert_close(fc(d.xa[:, 4]), d.xb[:, 5], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(fc(d.truth[:, 7]), d.truth[:, 8], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(fc(d.start_states.float()), d.truth[:, 0], rtol=1e-4, atol=1e-4)
+    # observations are truth + noise of the configured variance
+    resid = (d.obs - d.truth).flatten()
+    assert abs(resid.var().item() - cfg.obs_noise_var) < 0.2 * cfg.obs_noise_var
+
+
+def test_verification_report(tiny_data):
+    cfg, out, summary, _ = tiny_data
+    rep = json.loads((out / "verification.json").read_text())
+    assert len(rep["per_path"]) == cfg.num_paths
+    for p in rep["per_path"]:
+        assert p["ok"] == (p["analysis_rmse"] <= cfg.verify_max_ratio * p["forecast_rmse"])
+    assert rep["failed_paths"] == [p["path"] for p in rep["per_path"] if not p["ok"]]
+    assert "| path |" in (out / "verification.md").read_text()
+
+
+def test_normalization_round_trip_and_range(tiny_data, tmp_path):
+    _, _, _, d = tiny_data
+    x = d.xb[:3]
+    z = d.norm.normalize("state", x)
+    torch.testing.assert_close(d.norm.denormalize("state", z), x, rtol=1e-5, atol=1e-5)
+    assert z.abs().max() < 1.5 and z.abs().max() > 0.7  # about [-1, 1]
+    inc = d.norm.normalize("increment", d.xa - d.xb)
+    assert (inc.abs() <= 1).float().mean() > 0.99
+    d.norm.save(tmp_path / "n.json")
+    assert Normalizer.load(tmp_path / "n.json").to_dict() == d.norm.to_dict()
+
+
+def test_stale_data_refused(tiny_data, tiny_cfg_file):
+    cfg, out, _, _ = tiny_data
+    other = load_config(tiny_cfg_file, {"inflation": 1.7})
+    with pytest.raises(DataError, match="stale data.*changed: inflation"):
+        load_data(other, out)
+
+
+def test_truncated_and_incomplete_data_refused(tiny_data, tmp_path):
+    cfg, out, _, _ = tiny_data
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    raw = (bad / "paths.npz").read_bytes()
+    (bad / "paths.npz").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(DataError, match="truncated"):
+        load_data(cfg, bad)
+    # same size, altered content
+    (bad / "paths.npz").write_bytes(raw[:-8] + b"\0" * 8)
+    with pytest.raises(DataError, match="hash"):
+        load_data(cfg, bad)
+    (bad / "meta.json").unlink()
+    with pytest.raises(DataError, match="incomplete"):
+        check_data(cfg, bad)
+    with pytest.raises(DataError, match="no data"):
+        check_data(cfg, tmp_path / "empty")
+
+
+def test_ensure_data_regenerates_stale(tiny_data, tiny_cfg_file, tmp_path):
+    cfg, out, _, _ = tiny_data
+    folder = tmp_path / "copy"
+    shutil.copytree(out, folder)
+    other = load_config(tiny_cfg_file, {"num_paths": 3, "path_length": 20})
+    d = ensure_data(other, folder, progress=False)
+    assert d.truth.shape[:2] == (3, 20)
+    assert json.loads((folder / "meta.json").read_text())["config"]["num_paths"] == 3
+
+
+def test_generation_is_seeded(tiny_data, tiny_cfg_file, tmp_path):
+    from enkf.data import generate
+
+    cfg, out, _, d = tiny_data
+    generate(cfg, tmp_path / "again", progress=False)
+    d2 = load_data(cfg, tmp_path / "again")
+    assert np.array_equal(d.start_idx, d2.start_idx)
+    torch.testing.assert_close(d.xa, d2.xa)

@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+import torch
+
+from models import Forecaster, lorenz63, lorenz96
+from models.forecast import trajectory
+
+
+def test_l96_tendency_hand_computed():
+    x = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    F = 8.0
+    # dx_n = (x_{n+1} - x_{n-2}) x_{n-1} - x_n + F, periodic
+    expected = [(x[(n + 1) % 5] - x[(n - 2) % 5]) * x[(n - 1) % 5] - x[n] + F for n in range(5)]
+    # n=0: (2 - 4) * 5 - 1 + 8 = -3
+    assert expected[0] == -3.0
+    np.testing.assert_allclose(lorenz96.tendency(x, F), expected)
+    np.testing.assert_allclose(lorenz96.tendency(torch.tensor(x), F).numpy(), expected)
+
+
+def test_l96_fixed_point_and_energy():
+    # x = F everywhere is a fixed point of Lorenz-96
+    x = np.full(10, 5.0)
+    np.testing.assert_allclose(lorenz96.tendency(x, 5.0), 0.0, atol=1e-12)
+    # the advection term conserves energy: sum x * ((x_{n+1} - x_{n-2}) x_{n-1}) = 0
+    x = np.random.default_rng(0).normal(size=12)
+    adv = lorenz96.tendency(x, 0.0) + x
+    assert abs(np.dot(x, adv)) < 1e-12
+
+
+def test_l63_tendency_hand_computed():
+    x = np.array([1.0, 2.0, 3.0])
+    # s(y-x) = 10, x(r-z) - y = 25 - 2 = 23, xy - bz = 2 - 8 = -6
+    np.testing.assert_allclose(lorenz63.tendency(x), [10.0, 23.0, -6.0])
+    np.testing.assert_allclose(lorenz63.tendency(torch.tensor(x)).numpy(), [10.0, 23.0, -6.0])
+    # batched along another axis
+    xb = np.stack([x, 2 * x], axis=1)  # (3, 2) variables first
+    np.testing.assert_allclose(lorenz63.tendency(xb, axis=0)[:, 0], [10.0, 23.0, -6.0])
+
+
+@pytest.mark.parametrize("mod,kw,n", [(lorenz96, {"F": 8.0}, 8), (lorenz63, {}, 3)])
+def test_rk4_fourth_order_convergence(mod, kw, n):
+    rng = np.random.default_rng(1)
+    x0 = rng.normal(size=n) + (np.array([0, 0, 20.0]) if n == 3 else 0)
+    T = 0.2
+    ref = mod.integrate(x0, 3200, T / 3200, **kw)
+    errs = [np.abs(mod.integrate(x0, k, T / k, **kw) - ref).max() for k in (20, 40, 80)]
+    orders = [np.log2(errs[i] / errs[i + 1]) for i in range(2)]
+    assert all(3.7 < o < 4.3 for o in orders), (errs, orders)
+
+
+def test_rk4_step_hand_computed_linear_part():
+    # With F=0 and x=0 the state stays 0; with a constant offset the tendency is F - x (advection vanishes)
+    x = np.full(6, 2.0)
+    out = lorenz96.rk4_step(x, 0.1, F=3.0)
+    exact = 3.0 + (2.0 - 3.0) * np.exp(-0.1)  # dx/dt = F - x for a constant state
+    np.testing.assert_allclose(out, exact, rtol=1e-7)
+
+
+def test_batch_shapes_and_backends_agree():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(3, 4, 10))
+    a = lorenz96.integrate(x, 5, 0.01, 8.0)
+    b = lorenz96.integrate(torch.tensor(x), 5, 0.01, 8.0).numpy()
+    np.testing.assert_allclose(a, b, rtol=1e-12)
+    np.testing.assert_allclose(a[1, 2], lorenz96.integrate(x[1, 2], 5, 0.01, 8.0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("model,params,n", [("lorenz96", {"F": 8.0}, 10), ("lorenz63", {}, 3)])
+def test_forecaster_matches_reference(model, params, n):
+    x = torch.randn(2, 5, n, dtype=torch.float64) + (torch.tensor([0, 0, 20.0]) if n == 3 else 0)
+    fc = Forecaster(model, params, dt=0.01, n_steps=23, compile=False, chunk=10)  # 2 chunks + 3 tail steps
+    mod = lorenz96 if model == "lorenz96" else lorenz63
+    ref = mod.integrate(x, 23, 0.01, **params)
+    out = fc(x)
+    assert out.shape == x.shape
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
+
+
+def test_trajectory_keeps_later_half():
+    x0 = torch.randn(6, dtype=torch.float64)
+    kept, last = trajectory("lorenz96", {"F": 8.0}, 0.01, x0, 60, keep_from=30, compile=False, chunk=25)
+    assert kept.shape == (30, 6)
+    torch.testing.assert_close(kept[0], lorenz96.integrate(x0, 31, 0.01, 8.0))
+    torch.testing.assert_close(kept[-1], lorenz96.integrate(x0, 60, 0.01, 8.0))
+    torch.testing.assert_close(last, kept[-1])
