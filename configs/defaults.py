@@ -81,6 +81,112 @@ class Config:
     """A path passes verification when analysis RMSE <= verify_max_ratio * forecast RMSE."""
     compile: bool = True
     """torch.compile the RK4 forecast (about 5x faster; ~10 s one-off compile per batch shape)."""
+    # ---- RL environment (SPEC §6, §6a) --------------------------------------------------------------
+    episode_length: int = _f(100, 1, 1_000_000)
+    """Training episode length in cycles: segments starting at random cycles of the curriculum's paths,
+    from the stored EnKF background (truncated at the end, with value bootstrap). Evaluation always runs
+    the whole of path 0."""
+    temporal_window: int = _f(3, 1, 64)
+    """Number of past steps of features stacked into each observation."""
+    features: str = "xb,y,innov,mean,spread,anom"
+    """Comma list of per-cell input features: xb, y, innov (y - H xb_i), mean, spread, anom (xb_i - mean),
+    xa_prev (previous analysis of the member), dxa (its change). The user's original list: xa_prev,xb,dxa,y."""
+    action: str = _f("increment", choices=("increment", "absolute"))
+    """increment: xa = xb + denorm_increment(a) (zero action keeps the forecast); absolute: xa = denorm_state(a)."""
+    bound: float = _f(3.0, 1.0, 100.0)
+    """Observations and actions are clipped to [-bound, bound] in normalized units."""
+    reward_target: str = _f("online", choices=("online", "precomputed", "truth"))
+    """What the agent's analysis is scored against: online = EAKF analysis of the agent's own forecast
+    ensemble with the same observation and inflation; precomputed = the stored EnKF analysis of the path;
+    truth = the true state."""
+    reward_form: str = _f("abs", choices=("abs", "crps"))
+    """abs: member-wise 1 - |xa_i - target_i|; crps: per cell 1 - (fair CRPS contribution of member i against
+    the target ensemble), which rewards matching the target's distribution, not member identities."""
+    reward_grain: str = _f("cell", choices=("cell", "member", "ensemble"))
+    """Who gets a reward (and a PPO ratio): each (member, grid point) cell, each member, or the whole
+    ensemble (one scalar: the user's original)."""
+    explore_in_dynamics: bool = False
+    """True: the sampled (noisy) analysis is integrated, as in textbook RL. False (default): the policy's mean
+    analysis is integrated and the sampled one is only scored, each cell against the other members'
+    deterministic analyses. Exploration noise in the dynamics acts as additive inflation that evaluation
+    (mean action) does not have; measured on L96_1 it made the deterministic ensemble collapse."""
+    advantage: str = _f("self_critical", choices=("self_critical", "gae"))
+    """self_critical: per-cell advantage = reward of the sampled analysis - reward of the mean analysis
+    (Rennie et al. 2017's greedy baseline). Exact when exploration stays out of the dynamics, since then the
+    future does not depend on the sample; no critic is needed. gae: GAE(gamma, lambda) with the critic."""
+    spread_weight: float = _f(0.0, 0.0, 100.0)
+    """Weight of a per-cell spread term | |xa_i - mean(xa)| - |target_i - mean(target)| | (ensemble targets
+    only): each member keeps the teacher member's distance from the mean, against regression to the mean."""
+    anchor_weight: float = _f(0.0, 0.0, 1.0)
+    """Weight of a mean anchor in the reward: |ensemble mean of xa - stored EnKF mean| (normalized), which a
+    collapsed ensemble cannot satisfy (SPEC §6a)."""
+    # ---- policy -------------------------------------------------------------------------------------
+    policy: str = _f("local", choices=("local", "global"))
+    """local: circular convolutions over the grid shared by members and grid points, LSTM per cell;
+    global: one MLP + LSTM over the whole ensemble state (the user's original)."""
+    hidden: int = _f(32, 1, 4096)
+    """Conv channels (local) or MLP width (global)."""
+    kernel: int = _f(5, 1, 63)
+    """Circular conv kernel size (odd)."""
+    lstm_hidden: int = _f(32, 0, 4096)
+    """LSTM hidden size per cell (local) or for the whole state (global); 0 = no LSTM."""
+    lstm_layers: int = _f(1, 1, 8)
+    """LSTM layers."""
+    init_action_std: float = _f(0.2, 1e-4, 3.0)
+    """Initial Gaussian exploration std (normalized action units); log-std is learned."""
+    min_action_std: float = _f(0.005, 1e-6, 1.0)
+    """Lower clamp of the action std."""
+    max_action_std: float = _f(1.0, 1e-4, 3.0)
+    """Upper clamp of the action std."""
+    # ---- PPO (SPEC §7) -------------------------------------------------------------------------------
+    total_timesteps: int = _f(2_000_000, 1, 10**11)
+    """Total environment steps (cycles summed over envs)."""
+    num_envs: int = _f(64, 1, 65536)
+    """Parallel environments (one path each)."""
+    num_steps: int = _f(16, 1, 100_000)
+    """Rollout length per env per update."""
+    learning_rate: float = _f(3e-4, 1e-8, 1.0)
+    """Adam learning rate."""
+    anneal_lr: bool = True
+    """Linearly anneal the learning rate to 0 over total_timesteps."""
+    gamma: float = _f(0.9, 0.0, 1.0)
+    """Discount factor."""
+    gae_lambda: float = _f(0.9, 0.0, 1.0)
+    """GAE lambda."""
+    num_minibatches: int = _f(4, 1, 65536)
+    """Minibatches per epoch (split over envs, so sequences stay whole); must divide num_envs."""
+    update_epochs: int = _f(2, 1, 100)
+    """PPO epochs per update."""
+    norm_adv: bool = True
+    """Normalize advantages per minibatch."""
+    clip_coef: float = _f(0.2, 0.0, 10.0)
+    """PPO clip coefficient."""
+    clip_vloss: bool = True
+    """Clipped value loss."""
+    ent_coef: float = _f(0.0, 0.0, 10.0)
+    """Entropy bonus coefficient."""
+    vf_coef: float = _f(0.5, 0.0, 100.0)
+    """Value loss coefficient."""
+    max_grad_norm: float = _f(0.5, 0.0, 1e6)
+    """Gradient clipping norm."""
+    target_kl: float = _f(0.0, 0.0, 100.0)
+    """Stop the epoch loop early when approx KL exceeds this (0 = off)."""
+    update_members: int = _f(5, 0, 4096)
+    """Members per minibatch in the PPO update (0 = all). The local policy treats members as independent
+    sequences of one shared network, so a random subset is an unbiased, cheaper sample (cell/member grain)."""
+    norm_value: bool = True
+    """Normalize value targets with a running mean/std."""
+    # ---- curriculum, evaluation, checkpoints ---------------------------------------------------------
+    curriculum: bool = True
+    """Start with 1 training path; add one after ceil(100 / n_paths) completed episodes on the current set."""
+    curriculum_episodes: int = _f(100, 1, 1_000_000)
+    """The 100 in ceil(100 / n_paths)."""
+    eval_interval: int = _f(100_000, 0, 10**11)
+    """Evaluate on path 0 (whole path, deterministic policy) every this many env steps (0 = only at the end)."""
+    checkpoint_interval: int = _f(50_000, 0, 10**11)
+    """Write a checkpoint every this many env steps (0 = only at the end and on a signal)."""
+    torch_threads: int = _f(0, 0, 256)
+    """torch intra-op threads (0 = torch's default)."""
 
     # ---------------------------------------------------------------------------------------------------
     @property
@@ -92,6 +198,10 @@ class Config:
         if self.model == "lorenz96":
             return {"F": self.F}
         return {"sigma": self.l63_sigma, "rho": self.l63_rho, "beta": self.l63_beta}
+
+    @property
+    def feature_list(self) -> list[str]:
+        return [f.strip() for f in self.features.split(",")]
 
     @property
     def obs_idx(self) -> list[int]:
@@ -153,6 +263,23 @@ def _cross_check(cfg: Config, source: str):
         bad("obs_stride", f"= {cfg.obs_stride} exceeds N = {cfg.N}")
     if cfg.burn_in >= cfg.path_length:
         bad("burn_in", f"= {cfg.burn_in} must be < path_length = {cfg.path_length}")
+    allowed = ("xb", "y", "innov", "mean", "spread", "anom", "xa_prev", "dxa")
+    feats = [f.strip() for f in cfg.features.split(",")]
+    for f in feats:
+        if f not in allowed:
+            bad("features", f"has unknown feature {f!r} (allowed: {', '.join(allowed)})")
+    if len(set(feats)) != len(feats) or not feats:
+        bad("features", f"= {cfg.features!r} must list distinct features")
+    if cfg.num_envs % cfg.num_minibatches:
+        bad("num_minibatches", f"= {cfg.num_minibatches} must divide num_envs = {cfg.num_envs}")
+    if cfg.kernel % 2 == 0:
+        bad("kernel", f"= {cfg.kernel} must be odd")
+    if cfg.episode_length > cfg.path_length:
+        bad("episode_length", f"= {cfg.episode_length} exceeds path_length = {cfg.path_length}")
+    if cfg.advantage == "self_critical" and cfg.explore_in_dynamics:
+        bad("advantage", "= 'self_critical' needs explore_in_dynamics = False (the sample must not change the future)")
+    if cfg.min_action_std > cfg.max_action_std:
+        bad("min_action_std", f"= {cfg.min_action_std:g} exceeds max_action_std = {cfg.max_action_std:g}")
     if cfg.num_paths > cfg.spinup_steps - cfg.spinup_steps // 2:
         bad("num_paths", f"= {cfg.num_paths} exceeds the later half of the spin-up ({cfg.spinup_steps} steps)")
 

@@ -1,0 +1,329 @@
+"""The RL environment (SPEC §6): the agent does the analysis step of an EnKF, batched over envs in torch.
+
+`EnKFVecEnv` runs `num_envs` episodes at once, each on one stored path:
+- state: the agent's own forecast ensemble Eb (B, M, N), the cycle t, the path p, a window of features;
+- observation (B, M, C, N): for every member and grid point the normalized features of the last
+  `temporal_window` steps (C = window x features), clipped to [-bound, bound];
+- action (B, M, N) in [-bound, bound] (normalized): an increment (xa = xb + denorm_increment(a)) or the
+  analysis itself (xa = denorm_state(a));
+- continuity: the agent's analysis xa_rl, not the EnKF's, is integrated to the next forecast;
+- reward (B, M, N): per cell `1 - score`, clipped to [-1, 1], in normalized units, against the configured
+  target (online EAKF of the agent's own ensemble, the stored EnKF analysis, or the truth); pooled to the
+  member or the whole ensemble when `reward_grain` says so. The user's whole-ensemble `1 - RMSE` against
+  the same target is returned in `info` as well;
+- termination when the next forecast is non-finite or leaves [-bound, bound]; truncation after
+  `episode_length` cycles (training) or at the end of the path. Envs reset automatically; the last
+  observation of a finished episode is in `info["final_obs"]` for the value bootstrap.
+
+`make_env(config_path, data_dir=None, **overrides)` returns a plain single-path `gymnasium.Env` (registered as
+`EnKF-v0`) with numpy spaces, for SB3/RLlib users.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from configs.defaults import Config, load_config
+from enkf.data import PathData, make_forecaster, obs_setup
+from enkf.filters import eakf
+
+FEATURE_NORM = {  # feature -> normalization quantity
+    "xb": "state", "y": "obs", "innov": "innovation", "mean": "state", "spread": "spread", "anom": "anomaly",
+    "xa_prev": "state", "dxa": "increment",
+}  # fmt: skip
+
+
+@dataclass
+class StepResult:
+    obs: torch.Tensor  # (B, M, C, N) next observation (first of a new episode where done)
+    reward: torch.Tensor  # (B, M, N) per-cell reward (pooled over the grain)
+    terminated: torch.Tensor  # (B,) bool: the forecast left the bounds / became non-finite
+    truncated: torch.Tensor  # (B,) bool: the episode reached its end
+    info: dict
+
+
+class EnKFVecEnv:
+    """Batched EnKF-analysis environment over stored paths (torch, CPU or CUDA)."""
+
+    def __init__(self, cfg: Config, data: PathData, num_envs: int, device="cpu", seed: int = 0,
+                 episode_length: int | None = None, compile: bool | None = None):  # fmt: skip
+        self.cfg, self.data, self.B, self.device = cfg, data, num_envs, torch.device(device)
+        self.M, self.N = cfg.N_ens, cfg.N
+        self.T = data.truth.shape[1]
+        self.L = min(episode_length or cfg.episode_length, self.T)
+        self.W = cfg.temporal_window
+        self.features = cfg.feature_list
+        self.F = len(self.features) + (1 if cfg.obs_stride > 1 else 0)  # + observed mask for partial obs
+        self.C = self.W * self.F
+        self.bound = cfg.bound
+        self.obs_op, self.r = obs_setup(cfg)
+        self.fc = make_forecaster(cfg, compile)
+        self.gen = torch.Generator().manual_seed(seed)
+        dev = self.device
+        self.truth, self.y = data.truth.to(dev), data.obs.to(dev)  # (P, T, N), (P, T, p)
+        self.xa_enkf = data.xa.to(dev)  # (P, T, M, N)
+        self.xb_enkf = data.xb.to(dev)
+        norm = data.norm
+        self.nc = {q: (norm.stats[q].center, norm.stats[q].scale) for q in norm.stats}
+        self.mask = torch.zeros(self.N, device=dev)
+        self.mask[self.obs_op.idx] = 1.0
+        self.paths = torch.tensor([1 if data.truth.shape[0] > 1 else 0])
+        # per-env state
+        self.path = torch.zeros(self.B, dtype=torch.long, device=dev)
+        self.t = torch.zeros(self.B, dtype=torch.long, device=dev)  # current cycle (its forecast is Eb)
+        self.t_end = torch.zeros(self.B, dtype=torch.long, device=dev)
+        self.Eb = torch.zeros(self.B, self.M, self.N, device=dev)
+        self.xa_prev = torch.zeros_like(self.Eb)
+        self.dxa = torch.zeros_like(self.Eb)
+        self.window = torch.zeros(self.B, self.W, self.M, self.F, self.N, device=dev)
+        self.ep_return = torch.zeros(self.B, device=dev)
+        self.ep_len = torch.zeros(self.B, dtype=torch.long, device=dev)
+
+    # ---------------------------------------------------------------------------------------------
+    def norm(self, q: str, x):
+        c, s = self.nc[q]
+        return (x - c) / s
+
+    def set_paths(self, paths) -> None:
+        """The set of paths that reset draws from (the curriculum)."""
+        self.paths = torch.as_tensor(list(paths), dtype=torch.long)
+
+    def _features(self, ids: torch.Tensor) -> torch.Tensor:
+        """Normalized features (n, M, F, N) of envs `ids` at their current cycle."""
+        Eb = self.Eb[ids]  # (n, M, N)
+        p, t = self.path[ids], self.t[ids]
+        y = self.y[p, t]  # (n, p_obs)
+        y_grid = torch.zeros(len(ids), self.N, device=self.device)
+        y_grid[:, self.obs_op.idx] = y
+        mean = Eb.mean(1, keepdim=True)  # (n, 1, N)
+        out = []
+        for f in self.features:
+            if f == "xb":
+                v = self.norm("state", Eb)
+            elif f == "y":
+                v = (self.norm("obs", y_grid) * self.mask).unsqueeze(1).expand_as(Eb)
+            elif f == "innov":
+                v = self.norm("innovation", y_grid.unsqueeze(1) - Eb) * self.mask
+            elif f == "mean":
+                v = self.norm("state", mean).expand_as(Eb)
+            elif f == "spread":
+                v = self.norm("spread", Eb.std(1, keepdim=True)).expand_as(Eb)
+            elif f == "anom":
+                v = self.norm("anomaly", Eb - mean)
+            elif f == "xa_prev":
+                v = self.norm("state", self.xa_prev[ids])
+            else:  # dxa
+                v = self.norm("increment", self.dxa[ids])
+            out.append(v)
+        if self.F > len(self.features):
+            out.append(self.mask.expand_as(Eb))
+        return torch.stack(out, 2).clamp(-self.bound, self.bound)  # (n, M, F, N)
+
+    def _obs(self) -> torch.Tensor:
+        return self.window.permute(0, 2, 1, 3, 4).reshape(self.B, self.M, self.C, self.N)  # (B, M, C, N)
+
+    def _reset_ids(self, ids: torch.Tensor, start: torch.Tensor | None = None, path: torch.Tensor | None = None):
+        """Start new episodes in envs `ids` at random cycles of random curriculum paths (or the given ones)."""
+        n = len(ids)
+        if n == 0:
+            return
+        if path is None:
+            path = self.paths[torch.randint(len(self.paths), (n,), generator=self.gen)].to(self.device)
+        if start is None:
+            # training segments end before the last cycle, so the bootstrap observation exists
+            start = torch.randint(max(1, self.T - self.L), (n,), generator=self.gen).to(self.device)
+        self.path[ids], self.t[ids] = path, start
+        self.t_end[ids] = torch.clamp(start + self.L, max=self.T)
+        self.Eb[ids] = self.xb_enkf[path, start]  # the stored EnKF background
+        prev = torch.clamp(start - 1, min=0)
+        self.xa_prev[ids] = torch.where((start > 0).view(-1, 1, 1), self.xa_enkf[path, prev], self.Eb[ids])
+        self.dxa[ids] = 0.0
+        self.ep_return[ids] = 0.0
+        self.ep_len[ids] = 0
+        f = self._features(ids)  # (n, M, F, N)
+        self.window[ids] = f.unsqueeze(1).expand(-1, self.W, -1, -1, -1)  # window pre-filled with the first step
+
+    def reset(self, seed: int | None = None) -> torch.Tensor:
+        if seed is not None:
+            self.gen.manual_seed(seed)
+        self._reset_ids(torch.arange(self.B, device=self.device))
+        return self._obs()
+
+    def reset_to(self, path: int, start: int = 0, length: int | None = None) -> torch.Tensor:
+        """All envs start on `path` at cycle `start` (evaluation); episodes run `length` cycles (default: to the end)."""
+        ids = torch.arange(self.B, device=self.device)
+        L = self.L
+        self.L = (self.T - start) if length is None else length
+        self._reset_ids(ids, start=torch.full((self.B,), start, device=self.device),
+                        path=torch.full((self.B,), path, device=self.device))  # fmt: skip
+        self.L = L
+        return self._obs()
+
+    # ---------------------------------------------------------------------------------------------
+    def analysis_from_action(self, action: torch.Tensor) -> torch.Tensor:
+        """Unnormalize the action into the agent's analysis xa_rl (B, M, N) (the only unnormalization)."""
+        a = action.clamp(-self.bound, self.bound)
+        if self.cfg.action == "increment":
+            return self.Eb + a * self.nc["increment"][1]
+        c, s = self.nc["state"]
+        return a * s + c
+
+    def teacher(self) -> torch.Tensor:
+        """Reward target (B, M, N) or (B, 1, N) for the current cycle."""
+        p, t = self.path, self.t
+        if self.cfg.reward_target == "online":
+            return eakf(self.Eb, self.y[p, t], self.obs_op, self.r, self.cfg.inflation)
+        if self.cfg.reward_target == "precomputed":
+            return self.xa_enkf[p, t]
+        return self.truth[p, t].unsqueeze(1)
+
+    def reward(self, xa: torch.Tensor, target: torch.Tensor, xa_others: torch.Tensor | None = None):
+        """Per-cell reward (B, M, N) and the user's whole-ensemble 1 - RMSE (B,), both in normalized space.
+
+        xa (B, M, N) is scored cell by cell. If xa_others is given (the deterministic analysis), member i's
+        ensemble terms (CRPS spread term, anchor mean) use xa_i with the other members at xa_others, so
+        each cell-agent is scored against the others' deterministic play, not their exploration noise."""
+        s = self.nc["state"][1]
+        z, zt = xa / s, target / s  # differences of normalized states (centers cancel)
+        zo = z if xa_others is None else xa_others / s
+        M = z.shape[1]
+        if self.cfg.reward_form == "abs":
+            score = (z - zt).abs()  # (B, M, N) (target broadcasts over members for truth)
+        else:  # fair CRPS contribution of member i against the target ensemble (or the truth)
+            to_target = (z.unsqueeze(2) - zt.unsqueeze(1)).abs().mean(2)  # (B, M, N)
+            pair = (z.unsqueeze(2) - zo.unsqueeze(1)).abs()  # (B, M_i, M_j, N)
+            pair = pair * (1.0 - torch.eye(M, device=z.device)).view(1, M, M, 1)  # j != i
+            score = to_target - pair.sum(2) / (2 * (M - 1))
+        if self.cfg.spread_weight > 0 and zt.shape[1] > 1:
+            # each member keeps the teacher member's distance from the ensemble mean (counters the shrinking
+            # of anomalies that a member-wise error alone causes: regression to the mean)
+            mean_i = zo.mean(1, keepdim=True) + (z - zo) / M  # ensemble mean with member i's own analysis
+            dist = (z - mean_i).abs()
+            dist_t = (zt - zt.mean(1, keepdim=True)).abs()
+            score = score + self.cfg.spread_weight * (dist - dist_t).abs()
+        if self.cfg.anchor_weight > 0:
+            w = self.cfg.anchor_weight
+            mean_i = zo.mean(1, keepdim=True) + (z - zo) / M  # ensemble mean with member i's own analysis
+            anchor = (mean_i - self.xa_enkf[self.path, self.t].mean(1, keepdim=True) / s).abs()
+            score = (1 - w) * score + w * anchor
+        r = (1.0 - score).clamp(-1.0, 1.0)
+        if self.cfg.reward_grain == "member":
+            r = r.mean(2, keepdim=True).expand_as(r)
+        elif self.cfg.reward_grain == "ensemble":
+            r = r.mean((1, 2), keepdim=True).expand_as(r)
+        rmse = ((zo - zt) ** 2).mean((1, 2)).sqrt()
+        return r, (1.0 - rmse).clamp(-1.0, 1.0)
+
+    def step(self, action: torch.Tensor, mean_action: torch.Tensor | None = None) -> StepResult:
+        """action (B, M, N) in normalized units. If mean_action is given (the policy's deterministic action)
+        and explore_in_dynamics is off, the deterministic analysis is what gets integrated and the sampled
+        action only enters the reward (see Config.explore_in_dynamics)."""
+        p, t = self.path, self.t
+        xa_sample = self.analysis_from_action(action)  # (B, M, N) physical
+        target = self.teacher()
+        r_det = None
+        if mean_action is not None and not self.cfg.explore_in_dynamics:
+            xa = self.analysis_from_action(mean_action)
+            r, ens_r = self.reward(xa_sample, target, xa_others=xa)
+            r_det = self.reward(xa, target)[0]  # the deterministic analysis' own reward (self-critical baseline)
+        else:
+            xa = xa_sample
+            r, ens_r = self.reward(xa, target)
+        truth = self.truth[p, t]  # (B, N)
+        rmse_truth = ((xa.mean(1) - truth) ** 2).mean(-1).sqrt()
+        rmse_enkf = ((xa.mean(1) - self.xa_enkf[p, t].mean(1)) ** 2).mean(-1).sqrt()
+        spread = xa.var(1).mean(-1).sqrt()
+        # continuity: integrate the agent's analysis
+        Eb_next = self.fc(xa)
+        zn = self.norm("state", Eb_next)
+        terminated = ~torch.isfinite(zn).all(-1).all(-1) | (zn.abs() > self.bound).any(-1).any(-1)
+        self.dxa = xa - self.xa_prev
+        self.xa_prev = xa
+        self.Eb = torch.where(terminated.view(-1, 1, 1), self.Eb, Eb_next)  # keep finite values
+        self.t = self.t + 1
+        truncated = (self.t >= self.t_end) & ~terminated
+        self.ep_return += r.mean((1, 2))
+        self.ep_len += 1
+        done = terminated | truncated
+        upd = ~terminated & (self.t < self.T)  # envs whose next cycle exists: shift the window
+        if upd.any():
+            ids = upd.nonzero().squeeze(1)
+            self.window[ids] = torch.cat([self.window[ids, 1:], self._features(ids).unsqueeze(1)], 1)
+        final_obs = self._obs().clone() if truncated.any() else None
+        info = dict(
+            ensemble_reward=ens_r, rmse_truth=rmse_truth, rmse_enkf=rmse_enkf, spread=spread,
+            episode_return=self.ep_return.clone(), episode_length=self.ep_len.clone(), final_obs=final_obs,
+            path=p.clone(), reward_mean_action=r_det,
+        )  # fmt: skip
+        if done.any():
+            self._reset_ids(done.nonzero().squeeze(1))
+        return StepResult(self._obs(), r, terminated, truncated, info)
+
+    # ---------------------------------------------------------------------------------------------
+    STATE = ("path", "t", "t_end", "Eb", "xa_prev", "dxa", "window", "ep_return", "ep_len", "paths")
+
+    def state_dict(self) -> dict:
+        d = {k: getattr(self, k).clone().cpu() for k in self.STATE}
+        d["gen"] = self.gen.get_state()
+        return d
+
+    def load_state_dict(self, d: dict) -> None:
+        for k in self.STATE:
+            v = d[k]
+            setattr(self, k, v.to(self.device) if k != "paths" else v)
+        self.gen.set_state(d["gen"])
+
+
+# ---------------------------------------------------------------------------------------------------
+# A plain gymnasium view: one env, numpy in and out.
+# ---------------------------------------------------------------------------------------------------
+class EnKFGymEnv(gym.Env):
+    """Single-path gymnasium.Env over the batched environment (num_envs = 1). Reward: mean per-cell reward;
+    the per-cell rewards are in info["cell_reward"]."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, cfg: Config, data: PathData, paths=None, episode_length: int | None = None):
+        super().__init__()
+        self.venv = EnKFVecEnv(cfg, data, 1, episode_length=episode_length)
+        if paths is not None:
+            self.venv.set_paths(paths)
+        b = float(cfg.bound)
+        shape = (self.venv.M, self.venv.C, self.venv.N)
+        self.observation_space = gym.spaces.Box(-b, b, shape=shape, dtype=np.float32)
+        self.action_space = gym.spaces.Box(-b, b, shape=(self.venv.M, self.venv.N), dtype=np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        if seed is not None:
+            self.venv.gen.manual_seed(int(seed))
+        obs = self.venv.reset()
+        return obs[0].cpu().numpy().astype(np.float32), {}
+
+    def step(self, action):
+        a = torch.as_tensor(np.asarray(action, dtype=np.float32)).reshape(1, self.venv.M, self.venv.N)
+        res = self.venv.step(a)
+        obs = res.info["final_obs"] if res.truncated[0] else res.obs
+        if res.terminated[0]:
+            obs = res.obs  # the env already reset; the pre-halt forecast was invalid
+        info = {k: (v[0].item() if isinstance(v, torch.Tensor) and v.ndim == 1 else v)
+                for k, v in res.info.items() if k != "final_obs"}  # fmt: skip
+        info["cell_reward"] = res.reward[0].cpu().numpy()
+        return (obs[0].cpu().numpy().astype(np.float32), float(res.reward[0].mean()), bool(res.terminated[0]),
+                bool(res.truncated[0]), info)  # fmt: skip
+
+
+def make_env(config_path: str, data_dir: str | None = None, paths=None, **overrides) -> EnKFGymEnv:
+    """A gymnasium.Env for one config (data generated if missing). Overrides are config fields."""
+    from enkf.data import ensure_data
+
+    cfg = load_config(config_path, overrides or None)
+    data = ensure_data(cfg, data_dir)
+    return EnKFGymEnv(cfg, data, paths=paths)
+
+
+gym.register(id="EnKF-v0", entry_point="enkf.env:make_env")

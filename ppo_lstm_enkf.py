@@ -1,0 +1,698 @@
+"""PPO with an LSTM policy that learns the analysis step of an Ensemble Kalman Filter (CleanRL style).
+
+    python ppo_lstm_enkf.py --config configs/L96_1.py [--total-timesteps 2000000] [--num-envs 64] [--seed 1]
+    python ppo_lstm_enkf.py --config configs/L96_1.py --run-name myrun --resume
+    python ppo_lstm_enkf.py --config configs/L96_1.py --eval-only --checkpoint logs/L96_1/runs/R/checkpoints/best.pt
+
+Every field of configs/defaults.py is a flag (`--learning-rate 1e-4`); the config file sets the defaults.
+Reads top to bottom: Args, helpers, Agent, evaluation, checkpoints, then the main loop (rollout with
+truncation bootstrap, GAE, minibatch PPO update over whole env sequences, curriculum, logging).
+Outputs go to logs/<config>/runs/<run>/: config.json, TensorBoard events, checkpoints/{latest,best}.pt,
+eval/ (plots + summary.md per evaluation), and final.json; the last line printed is a JSON summary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io as _io
+import json
+import math
+import random
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import tyro
+from torch.utils.tensorboard import SummaryWriter
+
+from configs.defaults import FIELDS, REPO_ROOT, Config, ConfigError, load_config, make_config
+from enkf import io
+from enkf.data import DataError, ensure_data, obs_setup
+from enkf.env import EnKFVecEnv
+from enkf.evaluation import path_baselines, write_report
+
+
+@dataclass(frozen=True)
+class Args(Config):
+    config: str = "configs/L96_1.py"
+    """Experiment config file; its values are the defaults of every other flag."""
+    run_name: str = ""
+    """Run folder name under logs/<config>/runs/ (default: <config>__s<seed>__<date-time>)."""
+    data_dir: str = ""
+    """Data folder (default logs/<config>/data); generated if missing or stale."""
+    device: str = "cpu"
+    """torch device: cpu or cuda."""
+    resume: bool = False
+    """Continue the run named by --run-name (default: the newest run of this config) from its latest checkpoint."""
+    eval_only: bool = False
+    """Only evaluate --checkpoint on path 0 (plots + summary), no training."""
+    checkpoint: str = ""
+    """Checkpoint for --eval-only (or to initialise a new run's weights)."""
+    max_minutes: float = 0.0
+    """Stop training after this many wall-clock minutes (0 = no limit); a checkpoint and a final eval follow."""
+    progress: bool = True
+    """Print one progress line per evaluation / every ~20 s."""
+    stop_after: int = 0
+    """Stop after this many iterations in this invocation, with a checkpoint, as on SIGTERM (0 = off)."""
+
+
+RUN_FIELDS = [f.name for f in dataclasses.fields(Args) if f.name not in FIELDS]
+
+
+def parse_args(argv=None) -> tuple[Config, Args]:
+    """--config sets the defaults, every other flag overrides them; all values are range-checked."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cfg_path = "configs/L96_1.py"
+    for i, a in enumerate(argv):
+        if a == "--config" and i + 1 < len(argv):
+            cfg_path = argv[i + 1]
+        elif a.startswith("--config="):
+            cfg_path = a.split("=", 1)[1]
+    base = load_config(cfg_path)
+    args = tyro.cli(Args, args=argv, default=Args(**base.to_dict(), config=cfg_path))
+    changed = {k: getattr(args, k) for k in FIELDS if getattr(args, k) != getattr(base, k)}
+    cfg = make_config(changed, f"{cfg_path} (command line)", base=base) if changed else base
+    return cfg, args
+
+
+# ---------------------------------------------------------------------------------------------------
+# Agent
+# ---------------------------------------------------------------------------------------------------
+def layer_init(layer, std=math.sqrt(2), bias_const=0.0):
+    torch.nn.init.orthogonal_(layer.weight, std)
+    torch.nn.init.constant_(layer.bias, bias_const)
+    return layer
+
+
+def conv(cin, cout, k, std=math.sqrt(2)):
+    return layer_init(nn.Conv1d(cin, cout, k, padding=k // 2, padding_mode="circular"), std)
+
+
+class Agent(nn.Module):
+    """local: per member, circular convs over the grid (weights shared by members and grid points), an LSTM
+    per (member, grid point) cell, a 1x1 head: one Gaussian increment per cell. global: one MLP + LSTM over
+    the whole ensemble state (the user's original). Critic: the same conv (or MLP) trunk without the LSTM,
+    one value per cell. Observations (B, M, C, N) -> means and values (B, M, N)."""
+
+    def __init__(self, cfg: Config, C: int, M: int, N: int):
+        super().__init__()
+        self.kind, self.M, self.N, H, L = cfg.policy, M, N, cfg.hidden, cfg.lstm_hidden
+        self.lstm_layers = cfg.lstm_layers
+        if self.kind == "local":
+            self.encoder = nn.Sequential(conv(C, H, cfg.kernel), nn.Tanh(), conv(H, H, cfg.kernel), nn.Tanh())
+            self.critic = nn.Sequential(conv(C, H, cfg.kernel), nn.Tanh(), conv(H, H, cfg.kernel), nn.Tanh(),
+                                        conv(H, 1, 1, std=1.0))  # fmt: skip
+            self.actor_head = conv(L or H, 1, 1, std=0.01)
+        else:
+            D = M * C * N
+            self.encoder = nn.Sequential(layer_init(nn.Linear(D, H)), nn.Tanh(), layer_init(nn.Linear(H, H)), nn.Tanh())
+            self.critic = nn.Sequential(layer_init(nn.Linear(D, H)), nn.Tanh(), layer_init(nn.Linear(H, H)), nn.Tanh(),
+                                        layer_init(nn.Linear(H, M * N), std=1.0))  # fmt: skip
+            self.actor_head = layer_init(nn.Linear(L or H, M * N), std=0.01)
+        self.lstm = nn.LSTM(H, L, num_layers=cfg.lstm_layers) if L > 0 else None
+        if self.lstm is not None:
+            for name, p in self.lstm.named_parameters():
+                if "bias" in name:
+                    nn.init.constant_(p, 0)
+                elif "weight" in name:
+                    nn.init.orthogonal_(p, 1.0)
+        self.actor_logstd = nn.Parameter(torch.tensor(math.log(cfg.init_action_std)))
+        self.min_logstd, self.max_logstd = math.log(cfg.min_action_std), math.log(cfg.max_action_std)
+
+    def cells(self, B: int, M: int | None = None) -> int:
+        """Number of LSTM sequences for B envs of M members."""
+        return B * (M or self.M) * self.N if self.kind == "local" else B
+
+    def initial_state(self, B: int, device="cpu"):
+        L = self.lstm.hidden_size if self.lstm is not None else 1
+        z = torch.zeros(self.lstm_layers, self.cells(B), L, device=device)
+        return (z, z.clone())
+
+    def log_std(self):
+        return self.actor_logstd.clamp(self.min_logstd, self.max_logstd)
+
+    def _encode(self, obs):  # (B, M, C, N) -> (cells(B), H)
+        B, M, C, N = obs.shape
+        if self.kind == "local":
+            h = self.encoder(obs.reshape(B * M, C, N))  # (B*M, H, N)
+            return h.permute(0, 2, 1).reshape(B * M * N, -1)  # (B*M*N, H)
+        return self.encoder(obs.reshape(B, -1))  # (B, H)
+
+    def _head(self, h, B, M):  # (cells(B, M), L) -> (B, M, N)
+        if self.kind == "local":
+            h = h.reshape(B * M, self.N, -1).permute(0, 2, 1)  # (B*M, L, N)
+            return self.actor_head(h).reshape(B, M, self.N)
+        return self.actor_head(h).reshape(B, self.M, self.N)
+
+    def _done_mask(self, done, B, M):  # (B,) -> (cells(B, M), 1)
+        d = done.float()
+        if self.kind == "local":
+            d = d.repeat_interleave(M * self.N)
+        return d.unsqueeze(-1)
+
+    def get_value(self, obs):  # (..., M, C, N) -> (..., M, N)
+        *lead, M, C, N = obs.shape
+        if self.kind == "local":
+            return self.critic(obs.reshape(-1, C, N)).reshape(*lead, M, N)
+        return self.critic(obs.reshape(-1, M * C * N)).reshape(*lead, M, N)
+
+    def actor_sequence(self, obs, state, done):
+        """obs (S, B, M, C, N), done (S, B) (1 where obs starts a new episode), state: LSTM state before
+        obs[0]. Returns means (S, B, M, N) and the final state. The LSTM state is zeroed at episode starts."""
+        S, B, M = obs.shape[:3]  # M may be a subset of the members (the update subsamples them)
+        cells = self.cells(B, M)
+        h = self._encode(obs.reshape(S * B, *obs.shape[2:])).reshape(S, cells, -1)  # (S, cells, H)
+        if self.lstm is None:
+            return self._head(h.reshape(S * cells, -1), S * B, M).reshape(S, B, M, self.N), state
+        outs = []
+        for s in range(S):
+            keep = 1.0 - self._done_mask(done[s], B, M)  # (cells, 1)
+            state = (keep * state[0], keep * state[1])
+            o, state = self.lstm(h[s].unsqueeze(0), state)
+            outs.append(o[0])
+        out = torch.stack(outs)  # (S, cells, L)
+        return self._head(out.reshape(S * cells, -1), S * B, M).reshape(S, B, M, self.N), state
+
+    def actor_step(self, obs, state, done):  # one step: obs (B, M, C, N), done (B,)
+        mean, state = self.actor_sequence(obs.unsqueeze(0), state, done.unsqueeze(0))
+        return mean[0], state
+
+
+def compute_gae(rewards, values, dones, next_value, next_done, gamma: float, lam: float):
+    """GAE over a rollout. rewards, values (S, B, ...); dones (S, B): 1 where obs[t] starts a new episode;
+    next_value (B, ...), next_done (B,) for the observation after the rollout. An episode end cuts the
+    bootstrap (truncated episodes carry gamma * V(final obs) in their last reward already)."""
+    S = rewards.shape[0]
+    adv = torch.zeros_like(rewards)
+    lastgaelam = torch.zeros_like(next_value)
+    extra = (1,) * (rewards.dim() - 2)
+    for t in reversed(range(S)):
+        nonterminal = 1.0 - (next_done if t == S - 1 else dones[t + 1])
+        nv = next_value if t == S - 1 else values[t + 1]
+        m = nonterminal.view(-1, *extra)
+        delta = rewards[t] + gamma * nv * m - values[t]
+        lastgaelam = delta + gamma * lam * m * lastgaelam
+        adv[t] = lastgaelam
+    return adv
+
+
+def pool(x: torch.Tensor, grain: str) -> torch.Tensor:
+    """Mean over the cells of each agent (cell: none; member: grid; ensemble: all), kept at cell shape."""
+    if grain == "cell":
+        return x
+    dims = (-1,) if grain == "member" else (-2, -1)
+    return x.mean(dims, keepdim=True).expand_as(x)
+
+
+def agent_logprob(logp: torch.Tensor, grain: str) -> torch.Tensor:
+    """Joint log-probability of each agent's action (sum over its cells), kept at cell shape."""
+    if grain == "cell":
+        return logp
+    dims = (-1,) if grain == "member" else (-2, -1)
+    n = logp.shape[-1] if grain == "member" else logp.shape[-1] * logp.shape[-2]
+    return logp.mean(dims, keepdim=True).expand_as(logp) * n
+
+
+def normal_logprob(a, mean, log_std):
+    return -((a - mean) ** 2) / (2 * torch.exp(2 * log_std)) - log_std - 0.5 * math.log(2 * math.pi)
+
+
+class RunningMeanStd:
+    """Running mean/variance (Chan et al.) of value targets."""
+
+    def __init__(self):
+        self.mean, self.var, self.count = 0.0, 1.0, 1e-4
+
+    def update(self, x: torch.Tensor):
+        bm, bv, bc = float(x.mean()), float(x.var()), x.numel()
+        d, tot = bm - self.mean, self.count + bc
+        self.mean += d * bc / tot
+        self.var = (self.var * self.count + bv * bc + d * d * self.count * bc / tot) / tot
+        self.count = tot
+
+    @property
+    def std(self):
+        return math.sqrt(self.var) + 1e-8
+
+
+class Curriculum:
+    """SPEC §6: start with path 1; once the current set has completed (no early halt) ceil(E / n) episodes,
+    add the next path, up to the last training path. Path 0 is never trained on."""
+
+    def __init__(self, num_paths: int, episodes: int = 100, enabled: bool = True):
+        self.max_paths = num_paths - 1
+        self.episodes = episodes
+        self.n = 1 if enabled else self.max_paths
+        self.completed = 0
+
+    @property
+    def paths(self) -> list[int]:
+        return list(range(1, self.n + 1))
+
+    @property
+    def needed(self) -> int:
+        return math.ceil(self.episodes / self.n)
+
+    def record(self, completed_episodes: int) -> bool:
+        """Count completed episodes; returns True when a path was added."""
+        if self.n >= self.max_paths:
+            return False
+        self.completed += completed_episodes
+        if self.completed >= self.needed:
+            self.n += 1
+            self.completed = 0
+            return True
+        return False
+
+    def state_dict(self):
+        return {"n": self.n, "completed": self.completed}
+
+    def load_state_dict(self, d):
+        self.n, self.completed = d["n"], d["completed"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Evaluation on the held-out path (deterministic policy, whole path)
+# ---------------------------------------------------------------------------------------------------
+@torch.no_grad()
+def rollout_deterministic(agent: Agent, env: EnKFVecEnv, path: int = 0) -> dict:
+    """Run the mean action on `path` from its first stored background to the end (or a halt)."""
+    obs = env.reset_to(path, 0)
+    state = agent.initial_state(1, env.device)
+    done = torch.ones(1, device=env.device)
+    rm, sp, means = [], [], []
+    for _ in range(env.T):
+        mean, state = agent.actor_step(obs, state, done)
+        xa = env.analysis_from_action(mean)
+        means.append(xa.mean(1)[0].cpu())
+        res = env.step(mean)
+        rm.append(float(res.info["rmse_truth"][0]))
+        sp.append(float(res.info["spread"][0]))
+        if res.terminated[0] or res.truncated[0]:
+            break
+        obs, done = res.obs, torch.zeros(1, device=env.device)
+    survived = len(rm) if not bool(res.terminated[0]) else len(rm) - 1
+    return dict(rmse=np.array(rm), spread=np.array(sp), mean=torch.stack(means).numpy(), survived=survived)
+
+
+class Evaluator:
+    """Holds a 1-env copy of the environment on path 0 and the baselines there."""
+
+    def __init__(self, cfg: Config, data, device):
+        self.cfg, self.data = cfg, data
+        self.env = EnKFVecEnv(cfg, data, 1, device=device, seed=0)
+        obs, _ = obs_setup(cfg)
+        self.base = path_baselines(cfg, data, 0, self.env.fc, obs)
+
+    def __call__(self, agent: Agent, folder: Path, title: str, step: int | None = None) -> dict:
+        was_training = agent.training
+        agent.eval()
+        res = rollout_deterministic(agent, self.env, 0)
+        agent.train(was_training)
+        return write_report(self.cfg, folder, res, self.base, self.data.truth[0].numpy(),
+                            self.data.xa[0].mean(1).numpy(), title, step)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------
+# Checkpoints (atomic) and run folders
+# ---------------------------------------------------------------------------------------------------
+def save_checkpoint(path: Path, **state) -> None:
+    buf = _io.BytesIO()
+    torch.save(state, buf)
+    io._atomic_write_bytes(path, buf.getvalue())
+
+
+def rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def set_rng_state(d: dict) -> None:
+    torch.set_rng_state(d["torch"])
+    np.random.set_state(d["numpy"])
+    random.setstate(d["python"])
+
+
+RESUMABLE = ("total_timesteps", "eval_interval", "checkpoint_interval", "torch_threads", "compile")
+
+
+def run_folder(cfg: Config, args: Args) -> Path:
+    root = REPO_ROOT / "logs" / cfg.name / "runs"
+    if args.run_name:
+        return root / args.run_name
+    if args.resume:
+        runs = sorted((p for p in root.glob("*") if (p / "checkpoints" / "latest.pt").is_file()),
+                      key=lambda p: p.stat().st_mtime)  # fmt: skip
+        if not runs:
+            raise ConfigError(f"--resume: no run of {cfg.name} with a checkpoint under {root}")
+        return runs[-1]
+    return root / f"{cfg.name}__s{cfg.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+# ---------------------------------------------------------------------------------------------------
+def train(cfg: Config, args: Args) -> dict:
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
+    device = torch.device(args.device)
+    run = run_folder(cfg, args)
+    ckpt_dir = run / "checkpoints"
+    data = ensure_data(cfg, Path(args.data_dir) if args.data_dir else None)
+    if data.truth.shape[0] < 2:
+        raise ConfigError(f"{args.config}: field 'num_paths' must be >= 2 for training (path 0 is held out)")
+
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    env = EnKFVecEnv(cfg, data, cfg.num_envs, device=device, seed=cfg.seed)
+    B, M, N = cfg.num_envs, env.M, env.N
+    agent = Agent(cfg, env.C, M, N).to(device)
+    optimizer = torch.optim.Adam(agent.parameters(), lr=cfg.learning_rate, eps=1e-5)
+    curriculum = Curriculum(data.truth.shape[0], cfg.curriculum_episodes, cfg.curriculum)
+    value_rms = RunningMeanStd()
+    num_iterations = max(1, cfg.total_timesteps // (B * cfg.num_steps))
+    global_step, iteration, best = 0, 0, {"agent_rmse": float("inf")}
+    env.set_paths(curriculum.paths)
+    next_obs = env.reset()
+    next_done = torch.ones(B, device=device)
+    lstm_state = agent.initial_state(B, device)
+
+    if args.resume:
+        ck = ckpt_dir / "latest.pt"
+        if not ck.is_file():
+            raise ConfigError(f"--resume: {ck} not found")
+        st = torch.load(ck, map_location=device, weights_only=False)
+        diff = [k for k, v in st["config"].items() if k not in RESUMABLE and getattr(cfg, k, None) != v]
+        if diff:
+            raise ConfigError(f"--resume: {ck} was made with a different config (fields: {', '.join(diff)})")
+        agent.load_state_dict(st["agent"])
+        optimizer.load_state_dict(st["optimizer"])
+        curriculum.load_state_dict(st["curriculum"])
+        env.load_state_dict(st["env"])
+        value_rms.__dict__.update(st["value_rms"])
+        global_step, iteration, best = st["global_step"], st["iteration"], st["best"]
+        next_obs, next_done = st["next_obs"].to(device), st["next_done"].to(device)
+        lstm_state = tuple(s.to(device) for s in st["lstm_state"])
+        set_rng_state(st["rng"])
+        print(f"[resume] {run.name}: step {global_step}, iteration {iteration}, curriculum {curriculum.n} paths",
+              file=sys.stderr)  # fmt: skip
+    elif args.checkpoint:
+        agent.load_state_dict(torch.load(args.checkpoint, map_location=device, weights_only=False)["agent"])
+
+    run.mkdir(parents=True, exist_ok=True)
+    io.write_json(run / "config.json", cfg.to_dict())
+    writer = SummaryWriter(str(run), purge_step=global_step if args.resume else None)
+    if not args.resume:
+        writer.add_text("config", "|field|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in cfg.to_dict().items()))
+    evaluator = Evaluator(cfg, data, device)
+
+    def checkpoint(name="latest.pt"):
+        save_checkpoint(ckpt_dir / name, agent=agent.state_dict(), optimizer=optimizer.state_dict(),
+                        curriculum=curriculum.state_dict(), env=env.state_dict(), value_rms=dict(value_rms.__dict__),
+                        global_step=global_step, iteration=iteration, best=best, next_obs=next_obs.cpu(),
+                        next_done=next_done.cpu(), lstm_state=tuple(s.cpu() for s in lstm_state), rng=rng_state(),
+                        config=cfg.to_dict(), normalization=data.norm.to_dict())  # fmt: skip
+
+    def evaluate(final=False):
+        nonlocal best
+        folder = run / "eval" / ("final" if final else f"step_{global_step:09d}")
+        s = evaluator(agent, folder, f"{cfg.name} agent", global_step)
+        for k in ("agent_rmse", "ratio", "agent_spread", "spread_over_rmse", "cycles_survived"):
+            writer.add_scalar(f"eval/{k}", s[k], global_step)
+        for name, p in s["figures"].items():
+            img = plt_imread(p)
+            writer.add_image(f"eval/{name}", img, global_step, dataformats="HWC")
+        if s["cycles_survived"] == s["cycles"] and s["agent_rmse"] < best["agent_rmse"]:
+            best = {k: v for k, v in s.items() if k != "figures"} | {"step": global_step}
+            checkpoint("best.pt")
+        return s
+
+    stop = {"flag": False}
+
+    def on_signal(signum, frame):
+        if stop["flag"]:
+            raise KeyboardInterrupt
+        stop["flag"] = True
+        print(f"\n[signal {signum}] saving a checkpoint after this iteration (again to abort)", file=sys.stderr)
+
+    old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    S = cfg.num_steps
+    obs_buf = torch.zeros((S, B, M, env.C, N), device=device)
+    act_buf = torch.zeros((S, B, M, N), device=device)
+    logp_buf, rew_buf, val_buf = (torch.zeros((S, B, M, N), device=device) for _ in range(3))
+    done_buf = torch.zeros((S, B), device=device)
+    grain = cfg.reward_grain
+    use_critic = cfg.advantage == "gae"
+    base_buf = torch.zeros((S, B, M, N), device=device)
+    t_start, last_print = time.time(), 0.0
+    step0, it0 = global_step, iteration
+    next_eval = (global_step // cfg.eval_interval + 1) * cfg.eval_interval if cfg.eval_interval else None
+    next_ckpt = (
+        (global_step // cfg.checkpoint_interval + 1) * cfg.checkpoint_interval if cfg.checkpoint_interval else None
+    )
+    recent = {"rmse": [], "ret": [], "len": []}
+    skipped = 0
+    try:
+        while iteration < num_iterations and not stop["flag"]:
+            if args.max_minutes and time.time() - t_start > 60 * args.max_minutes:
+                break
+            if args.stop_after and iteration - it0 >= args.stop_after:
+                stop["flag"] = True
+                break
+            iteration += 1
+            frac = (iteration - 1.0) / num_iterations
+            if args.max_minutes:  # a wall-clock budget: anneal over the budget (or the steps, whichever ends first)
+                frac = max(frac, (time.time() - t_start) / (60 * args.max_minutes))
+            lr = cfg.learning_rate * (1.0 - frac) if cfg.anneal_lr else cfg.learning_rate
+            optimizer.param_groups[0]["lr"] = lr
+            initial_lstm_state = (lstm_state[0].clone(), lstm_state[1].clone())
+            t_roll, t_env = time.time(), 0.0
+            ep_stats = {"ret": [], "len": [], "ens": [], "rmse": [], "rmse_enkf": [], "spread": []}
+            for step in range(S):
+                global_step += B
+                obs_buf[step], done_buf[step] = next_obs, next_done
+                with torch.no_grad():
+                    mean, lstm_state = agent.actor_step(next_obs, lstm_state, next_done)
+                    value = agent.get_value(next_obs) * value_rms.std + value_rms.mean if use_critic else 0.0
+                    log_std = agent.log_std()
+                    action = mean + torch.exp(log_std) * torch.randn_like(mean)
+                    logp = normal_logprob(action, mean, log_std)
+                val_buf[step], act_buf[step], logp_buf[step] = value, action, logp
+                t0 = time.time()
+                res = env.step(action, mean)
+                t_env += time.time() - t0
+                reward = res.reward
+                if not use_critic:
+                    base_buf[step] = res.info["reward_mean_action"]
+                elif res.truncated.any():  # bootstrap the value of the final observation at truncation
+                    with torch.no_grad():
+                        v_final = agent.get_value(res.info["final_obs"]) * value_rms.std + value_rms.mean
+                    reward = reward + cfg.gamma * v_final * res.truncated.view(-1, 1, 1).float()
+                rew_buf[step] = reward
+                next_obs, next_done = res.obs, (res.terminated | res.truncated).float()
+                ep_stats["ens"].append(res.info["ensemble_reward"].mean().item())
+                ep_stats["rmse"].append(res.info["rmse_truth"].mean().item())
+                ep_stats["rmse_enkf"].append(res.info["rmse_enkf"].mean().item())
+                ep_stats["spread"].append(res.info["spread"].mean().item())
+                finished = next_done.bool()
+                if finished.any():
+                    ret = res.info["episode_return"][finished]
+                    ln = res.info["episode_length"][finished]
+                    ep_stats["ret"] += ret.tolist()
+                    ep_stats["len"] += ln.tolist()
+                    completed = int(res.truncated.sum())  # reached the end without a halt
+                    if cfg.curriculum and curriculum.record(completed):
+                        env.set_paths(curriculum.paths)
+            t_roll = time.time() - t_roll
+
+            # GAE (per cell), with termination cutting the bootstrap and truncation already bootstrapped
+            t_upd = time.time()
+            with torch.no_grad():
+                if use_critic:
+                    next_value = agent.get_value(next_obs) * value_rms.std + value_rms.mean
+                    adv = compute_gae(rew_buf, val_buf, done_buf, next_value, next_done, cfg.gamma, cfg.gae_lambda)
+                    returns = adv + val_buf
+                    if cfg.norm_value:
+                        value_rms.update(returns)
+                else:  # self-critical: what the sample gained over the mean action, cell by cell
+                    adv = rew_buf - base_buf
+                    returns = rew_buf
+                adv = pool(adv, grain)
+            ret_n = (returns - value_rms.mean) / value_rms.std
+            old_v_n = (val_buf - value_rms.mean) / value_rms.std
+            old_logp = agent_logprob(logp_buf, grain)
+
+            env_idx = np.arange(B)
+            mb_envs = B // cfg.num_minibatches
+            K = M if (cfg.update_members == 0 or agent.kind != "local" or grain == "ensemble") else cfg.update_members
+            clipfracs, approx_kl, gnorms = [], torch.tensor(0.0), []
+            for _epoch in range(cfg.update_epochs):
+                np.random.shuffle(env_idx)
+                for start in range(0, B, mb_envs):
+                    mb = torch.as_tensor(env_idx[start : start + mb_envs], device=device)
+                    # members are independent sequences of the shared local policy: an unbiased subset
+                    mm = torch.randperm(M, device=device)[:K] if K < M else slice(None)
+                    Lh = initial_lstm_state[0].shape[-1]
+                    cells = tuple(
+                        s0.view(cfg.lstm_layers, B, M, -1, Lh)[:, mb][:, :, mm].reshape(cfg.lstm_layers, -1, Lh)
+                        if agent.kind == "local" else s0[:, mb] for s0 in initial_lstm_state
+                    )  # fmt: skip
+                    mb_obs = obs_buf[:, mb][:, :, mm]  # (S, b, K, C, N)
+                    mean, _ = agent.actor_sequence(mb_obs, cells, done_buf[:, mb])
+                    log_std = agent.log_std()
+                    newlogp = agent_logprob(normal_logprob(act_buf[:, mb][:, :, mm], mean, log_std), grain)
+                    logratio = newlogp - old_logp[:, mb][:, :, mm]
+                    ratio = logratio.exp()
+                    with torch.no_grad():
+                        approx_kl = ((ratio - 1) - logratio).mean()
+                        clipfracs.append(((ratio - 1.0).abs() > cfg.clip_coef).float().mean().item())
+                    mb_adv = adv[:, mb][:, :, mm]
+                    if cfg.norm_adv:
+                        mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
+                    pg_loss = torch.max(
+                        -mb_adv * ratio, -mb_adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)
+                    ).mean()
+                    if not use_critic:
+                        v_loss = torch.zeros(())
+                    elif cfg.clip_vloss:
+                        newv = agent.get_value(mb_obs)  # (S, b, K, N)
+                        mb_ret, mb_oldv = ret_n[:, mb][:, :, mm], old_v_n[:, mb][:, :, mm]
+                        v_clipped = mb_oldv + (newv - mb_oldv).clamp(-cfg.clip_coef, cfg.clip_coef)
+                        v_loss = 0.5 * torch.max((newv - mb_ret) ** 2, (v_clipped - mb_ret) ** 2).mean()
+                    else:
+                        newv = agent.get_value(mb_obs)
+                        v_loss = 0.5 * ((newv - ret_n[:, mb][:, :, mm]) ** 2).mean()
+                    entropy = (0.5 + 0.5 * math.log(2 * math.pi) + log_std) * torch.ones(())
+                    loss = pg_loss - cfg.ent_coef * entropy + cfg.vf_coef * v_loss
+                    optimizer.zero_grad()
+                    if not torch.isfinite(loss):
+                        skipped += 1
+                        continue
+                    loss.backward()
+                    gn = nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
+                    if not torch.isfinite(gn):  # non-finite guard: skip instead of poisoning the weights
+                        optimizer.zero_grad()
+                        skipped += 1
+                        continue
+                    gnorms.append(float(gn))
+                    optimizer.step()
+                if cfg.target_kl and approx_kl > cfg.target_kl:
+                    break
+            t_upd = time.time() - t_upd
+
+            # logging
+            with torch.no_grad():
+                y_pred, y_true = val_buf.flatten(), returns.flatten()
+                var_y = y_true.var()
+                explained_var = float("nan") if var_y == 0 else float(1 - (y_true - y_pred).var() / var_y)
+            elapsed = time.time() - t_start
+            sps = int((global_step - step0) / max(elapsed, 1e-9))
+            w = writer.add_scalar
+            w("charts/learning_rate", lr, global_step)
+            w("charts/SPS", sps, global_step)
+            if use_critic:
+                w("losses/value_loss", v_loss.item(), global_step)
+                w("losses/explained_variance", explained_var, global_step)
+            w("losses/policy_loss", pg_loss.item(), global_step)
+            w("losses/entropy", entropy.item(), global_step)
+            w("losses/approx_kl", approx_kl.item(), global_step)
+            w("losses/clipfrac", float(np.mean(clipfracs)) if clipfracs else 0.0, global_step)
+            w("losses/skipped_updates", skipped, global_step)
+            w("curriculum/num_paths", curriculum.n, global_step)
+            w("curriculum/current_level", curriculum.n, global_step)  # the user's old tag
+            w("rmse/agent_vs_truth", float(np.mean(ep_stats["rmse"])), global_step)
+            w("rmse/agent_vs_enkf", float(np.mean(ep_stats["rmse_enkf"])), global_step)
+            w("rmse/agent_spread", float(np.mean(ep_stats["spread"])), global_step)
+            w("reward/ensemble_1_minus_rmse", float(np.mean(ep_stats["ens"])), global_step)
+            std = float(torch.exp(agent.log_std().detach()))
+            w("policy/action_std", std, global_step)
+            w("policy/action_std_mean", std, global_step)  # the user's old tag
+            gmean = float(np.mean(gnorms)) if gnorms else float("nan")
+            w("grad/norm", gmean, global_step)
+            if agent.lstm is not None:
+                lstm_gn = float(sum(p.grad.norm() ** 2 for p in agent.lstm.parameters() if p.grad is not None) ** 0.5)
+                w("gradients/lstm_total_norm", lstm_gn, global_step)  # the user's old tag
+            w("perf/rollout_s", t_roll, global_step)
+            w("perf/env_s", t_env, global_step)
+            w("perf/update_s", t_upd, global_step)
+            if ep_stats["ret"]:
+                recent["ret"] = (recent["ret"] + ep_stats["ret"])[-100:]
+                recent["len"] = (recent["len"] + ep_stats["len"])[-100:]
+                w("charts/episodic_return", float(np.mean(ep_stats["ret"])), global_step)
+                w("charts/episodic_length", float(np.mean(ep_stats["len"])), global_step)
+                w("episode/reward", float(np.mean(ep_stats["ret"])), global_step)  # the user's old tags
+                w("episode/length", float(np.mean(ep_stats["len"])), global_step)
+            recent["rmse"] = (recent["rmse"] + [float(np.mean(ep_stats["rmse"]))])[-10:]
+            w("episode/rmse_mean_10", float(np.mean(recent["rmse"])), global_step)
+
+            if next_ckpt is not None and global_step >= next_ckpt:
+                checkpoint()
+                next_ckpt += cfg.checkpoint_interval
+            if next_eval is not None and global_step >= next_eval:
+                s = evaluate()
+                next_eval += cfg.eval_interval
+                if args.progress:
+                    print(f"[eval] step {global_step}: agent RMSE {s['agent_rmse']:.4f} (ratio {s['ratio']:.3f}, "
+                          f"spread/RMSE {s['spread_over_rmse']:.2f}, survived {s['cycles_survived']})", file=sys.stderr)  # fmt: skip
+            if args.progress and time.time() - last_print > 20:
+                last_print = time.time()
+                print(f"[train] step {global_step} it {iteration}/{num_iterations} SPS {sps} | rmse {np.mean(ep_stats['rmse']):.3f} "
+                      f"spread {np.mean(ep_stats['spread']):.3f} | std {std:.3f} kl {approx_kl.item():.4f} "
+                      f"ev {explained_var:.2f} | paths {curriculum.n} | roll {t_roll:.2f}s (env {t_env:.2f}) upd {t_upd:.2f}s",
+                      file=sys.stderr)  # fmt: skip
+    finally:
+        for s_, h in old_handlers.items():
+            signal.signal(s_, h)
+        checkpoint()
+    interrupted = stop["flag"]
+    final = evaluate(final=True) if not interrupted else None
+    checkpoint()
+    writer.close()
+    out = {k: v for k, v in (final or {}).items() if k != "figures"}
+    out.update(run=str(run), steps=global_step, iterations=iteration, curriculum_paths=curriculum.n,
+               seconds=round(time.time() - t_start, 1), sps=int((global_step - step0) / max(time.time() - t_start, 1e-9)),
+               interrupted=interrupted, best=best)  # fmt: skip
+    io.write_json(run / "final.json", out)
+    return out
+
+
+def plt_imread(path):
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(path)
+    return img[..., :3] if img.shape[-1] == 4 else img
+
+
+def eval_only(cfg: Config, args: Args) -> dict:
+    if not args.checkpoint:
+        raise ConfigError("--eval-only needs --checkpoint PATH")
+    ck = Path(args.checkpoint)
+    if not ck.is_file():
+        raise ConfigError(f"--checkpoint: {ck} not found")
+    st = torch.load(ck, map_location=args.device, weights_only=False)
+    data = ensure_data(cfg, Path(args.data_dir) if args.data_dir else None)
+    env = EnKFVecEnv(cfg, data, 1, device=args.device)
+    agent = Agent(cfg, env.C, env.M, env.N).to(args.device)
+    agent.load_state_dict(st["agent"])
+    folder = ck.parent.parent / "eval" / f"eval_only_{ck.stem}_{cfg.name}"
+    s = Evaluator(cfg, data, args.device)(agent, folder, f"{cfg.name} agent ({ck.name})", st.get("global_step"))
+    return {k: v for k, v in s.items() if k != "figures"} | {"folder": str(folder)}
+
+
+def main(argv=None) -> int:
+    try:
+        cfg, args = parse_args(argv)
+        out = eval_only(cfg, args) if args.eval_only else train(cfg, args)
+    except (ConfigError, DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(out, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+import json
+import math
+
+import pytest
+import torch
+
+import ppo_lstm_enkf as P
+from configs.defaults import load_config
+
+
+def test_gae_hand_computed_with_termination_and_truncation_bootstrap():
+    g, lam = 0.9, 0.8
+    # one env, 3 steps. Step 1 ends an episode by truncation: its reward already carries g * V(final) = g * 5.
+    r = torch.tensor([[1.0], [2.0 + g * 5.0], [3.0]])
+    v = torch.tensor([[0.5], [1.0], [1.5]])
+    dones = torch.tensor([[0.0], [0.0], [1.0]])  # obs[2] starts a new episode
+    next_v, next_done = torch.tensor([2.0]), torch.tensor([0.0])
+    adv = P.compute_gae(r, v, dones, next_v, next_done, g, lam)
+    d2 = 3.0 + g * 2.0 - 1.5
+    a2 = d2
+    d1 = (2.0 + g * 5.0) - 1.0  # no bootstrap from the next (reset) observation
+    a1 = d1
+    d0 = 1.0 + g * 1.0 - 0.5
+    a0 = d0 + g * lam * a1
+    torch.testing.assert_close(adv[:, 0], torch.tensor([a0, a1, a2]))
+    # a terminated last step: next_done cuts the bootstrap of next_value
+    adv2 = P.compute_gae(r, v, dones, next_v, torch.tensor([1.0]), g, lam)
+    assert adv2[2, 0] == pytest.approx(3.0 - 1.5)
+
+
+def test_gae_broadcasts_over_cells():
+    r = torch.randn(4, 2, 3, 5)
+    v = torch.randn(4, 2, 3, 5)
+    dones = torch.zeros(4, 2)
+    dones[2, 1] = 1
+    nv, nd = torch.randn(2, 3, 5), torch.zeros(2)
+    adv = P.compute_gae(r, v, dones, nv, nd, 0.9, 0.9)
+    one = P.compute_gae(r[:, 1, 2, 3:4], v[:, 1, 2, 3:4], dones[:, 1:2], nv[1, 2, 3:4], nd[1:2], 0.9, 0.9)
+    torch.testing.assert_close(adv[:, 1, 2, 3], one[:, 0])
+
+
+def test_curriculum_rule():
+    c = P.Curriculum(num_paths=100, episodes=100)
+    assert c.paths == [1] and c.needed == 100
+    assert not c.record(99)
+    assert c.record(1) and c.paths == [1, 2] and c.needed == 50
+    assert c.record(50) and c.n == 3 and c.needed == math.ceil(100 / 3)
+    for _ in range(200):
+        c.record(100)
+    assert c.n == 99 and c.paths[-1] == 99 and 0 not in c.paths  # path 0 is never trained on
+    assert not c.record(1000)
+    off = P.Curriculum(num_paths=10, enabled=False)
+    assert off.paths == list(range(1, 10))
+
+
+@pytest.mark.parametrize("policy", ["local", "global"])
+def test_lstm_state_reset_at_episode_start(tiny_cfg_file, policy):
+    cfg = load_config(tiny_cfg_file, {"policy": policy})
+    torch.manual_seed(0)
+    agent = P.Agent(cfg, C=6, M=3, N=8)
+    obs = torch.randn(5, 2, 3, 6, 8)
+    done = torch.zeros(5, 2)
+    done[3, 0] = 1.0  # env 0 starts a new episode at step 3
+    state = agent.initial_state(2)
+    state = (state[0] + 0.7, state[1] - 0.3)  # a non-zero carried state
+    mean, _ = agent.actor_sequence(obs, state, done)
+    fresh, _ = agent.actor_sequence(obs[3:, :1], agent.initial_state(1), torch.tensor([[1.0], [0.0]]))
+    torch.testing.assert_close(mean[3:, 0], fresh[:, 0])
+    # without the reset the carried state changes the output
+    mean2, _ = agent.actor_sequence(obs, state, torch.zeros(5, 2))
+    assert not torch.allclose(mean2[3:, 0], fresh[:, 0])
+
+
+def test_member_subset_matches_full_forward(tiny_cfg_file):
+    """The local policy treats members independently, so the update may subsample them."""
+    cfg = load_config(tiny_cfg_file)
+    agent = P.Agent(cfg, C=6, M=4, N=8)
+    obs = torch.randn(3, 2, 4, 6, 8)
+    full, _ = agent.actor_sequence(obs, agent.initial_state(2), torch.zeros(3, 2))
+    sub, _ = agent.actor_sequence(
+        obs[:, :, [1, 3]], tuple(s[:, : 2 * 2 * 8] for s in agent.initial_state(2)), torch.zeros(3, 2)
+    )
+    torch.testing.assert_close(sub, full[:, :, [1, 3]])
+
+
+def _run(argv):
+    cfg, args = P.parse_args(argv)
+    return P.train(cfg, args)
+
+
+@pytest.mark.parametrize("mode", ["self_critical", "gae"])
+def test_checkpoint_resume_reproduces_training_exactly(tiny_cfg_file, tiny_data, tmp_path, monkeypatch, mode):
+    _, data_dir, _, _ = tiny_data
+    monkeypatch.setattr(P, "REPO_ROOT", tmp_path)
+    common = ["--config", str(tiny_cfg_file), "--data-dir", str(data_dir), "--total-timesteps", str(3 * 64),
+              "--no-progress", "--seed", "3", "--advantage", mode]  # fmt: skip
+    if mode == "gae":
+        common += ["--explore-in-dynamics"]
+    full = _run(common + ["--run-name", "full"])
+    part = _run(common + ["--run-name", "part", "--stop-after", "2"])
+    assert part["interrupted"] and part["steps"] == 2 * 64
+    resumed = _run(common + ["--run-name", "part", "--resume"])
+    assert resumed["steps"] == full["steps"] == 3 * 64 and resumed["iterations"] == 3
+    runs = tmp_path / "logs" / "tiny" / "runs"
+    a = torch.load(runs / "full" / "checkpoints" / "latest.pt", weights_only=False)
+    b = torch.load(runs / "part" / "checkpoints" / "latest.pt", weights_only=False)
+    for k in a["agent"]:
+        torch.testing.assert_close(a["agent"][k], b["agent"][k], rtol=0, atol=0)
+    assert a["value_rms"] == b["value_rms"]
+    assert a["global_step"] == b["global_step"] and a["curriculum"] == b["curriculum"]
+    assert json.loads((runs / "part" / "config.json").read_text())["seed"] == 3
+    for f in ("summary.md", "rmse_over_time.png", "hovmoller.png", "spread_over_time.png"):
+        assert (runs / "full" / "eval" / "final" / f).is_file()
+    assert (runs / "full" / "checkpoints" / "best.pt").is_file() or full["cycles_survived"] < full["cycles"]
+    # a resumed run refuses a changed config
+    with pytest.raises(P.ConfigError, match="different config.*learning_rate"):
+        _run(common + ["--run-name", "part", "--resume", "--learning-rate", "0.1"])
+
+
+def test_eval_only(tiny_cfg_file, tiny_data, tmp_path, monkeypatch):
+    _, data_dir, _, _ = tiny_data
+    monkeypatch.setattr(P, "REPO_ROOT", tmp_path)
+    r = _run(["--config", str(tiny_cfg_file), "--data-dir", str(data_dir), "--total-timesteps", "64", "--no-progress",
+              "--run-name", "e"])  # fmt: skip
+    ck = tmp_path / "logs" / "tiny" / "runs" / "e" / "checkpoints" / "latest.pt"
+    cfg, args = P.parse_args(["--config", str(tiny_cfg_file), "--data-dir", str(data_dir), "--eval-only",
+                              "--checkpoint", str(ck)])  # fmt: skip
+    s = P.eval_only(cfg, args)
+    assert s["cycles"] == 60 and s["agent_rmse"] == pytest.approx(r["agent_rmse"], rel=1e-5, nan_ok=True)
+
+
+def test_smoke_training_beats_zero_increment(tiny_cfg_file, tiny_data, tmp_path, monkeypatch):
+    """A short training on the tiny config: the deterministic policy's reward beats the zero-increment policy."""
+    _, data_dir, _, d = tiny_data
+    monkeypatch.setattr(P, "REPO_ROOT", tmp_path)
+    cfg, args = P.parse_args(["--config", str(tiny_cfg_file), "--data-dir", str(data_dir), "--total-timesteps", "12000",
+                              "--no-progress", "--run-name", "smoke", "--learning-rate", "0.003",
+                              "--init-action-std", "0.05"])  # fmt: skip
+    P.train(cfg, args)
+    st = torch.load(tmp_path / "logs" / "tiny" / "runs" / "smoke" / "checkpoints" / "latest.pt", weights_only=False)
+    env = P.EnKFVecEnv(cfg, d, num_envs=8, seed=123)
+    agent = P.Agent(cfg, env.C, env.M, env.N)
+    agent.load_state_dict(st["agent"])
+
+    def mean_reward(policy):
+        env.gen.manual_seed(7)
+        obs = env.reset()
+        state, done, total = agent.initial_state(8), torch.ones(8), 0.0
+        for _ in range(20):
+            with torch.no_grad():
+                mean, state = agent.actor_step(obs, state, done)
+            res = env.step(mean if policy == "agent" else torch.zeros_like(mean))
+            total += res.reward.mean().item()
+            obs, done = res.obs, (res.terminated | res.truncated).float()
+        return total / 20
+
+    agent_r, zero_r = mean_reward("agent"), mean_reward("zero")
+    assert agent_r > zero_r + 0.01, (agent_r, zero_r)
+
+
+def test_bad_cli_values_are_one_line_errors(tiny_cfg_file, capsys):
+    assert P.main(["--config", str(tiny_cfg_file), "--num-envs", "7"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "num_minibatches" in err and "divide num_envs = 7" in err and "\n" not in err
+    assert P.main(["--config", "configs/nope.py"]) == 2
+    assert "configs/nope.py: config file not found" in capsys.readouterr().err
+
+
+def test_help_lists_documented_fields(capsys):
+    with pytest.raises(SystemExit):
+        P.parse_args(["--help"])
+    out = capsys.readouterr().out
+    assert "--num-envs" in out and "Parallel environments" in out and "--resume" in out
