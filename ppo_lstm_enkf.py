@@ -102,12 +102,18 @@ class Agent(nn.Module):
     def __init__(self, cfg: Config, C: int, M: int, N: int):
         super().__init__()
         self.kind, self.M, self.N, H, L = cfg.policy, M, N, cfg.hidden, cfg.lstm_hidden
+        # anomaly gate: mean_i = a_i + b_i * anom_i, so scaling a member's anomaly (what a square-root filter
+        # does) is one multiplication instead of something the tanh layers must approximate
+        feats = cfg.feature_list
+        F = C // cfg.temporal_window
+        self.anom_idx = (cfg.temporal_window - 1) * F + feats.index("anom") if (
+            cfg.anomaly_gate and "anom" in feats and self.kind == "local") else None  # fmt: skip
         self.lstm_layers = cfg.lstm_layers
         if self.kind == "local":
             self.encoder = nn.Sequential(conv(C, H, cfg.kernel), nn.Tanh(), conv(H, H, cfg.kernel), nn.Tanh())
             self.critic = nn.Sequential(conv(C, H, cfg.kernel), nn.Tanh(), conv(H, H, cfg.kernel), nn.Tanh(),
                                         conv(H, 1, 1, std=1.0))  # fmt: skip
-            self.actor_head = conv(L or H, 1, 1, std=0.01)
+            self.actor_head = conv(L or H, 2 if self.anom_idx is not None else 1, 1, std=0.01)
         else:
             D = M * C * N
             self.encoder = nn.Sequential(layer_init(nn.Linear(D, H)), nn.Tanh(), layer_init(nn.Linear(H, H)), nn.Tanh())
@@ -143,10 +149,13 @@ class Agent(nn.Module):
             return h.permute(0, 2, 1).reshape(B * M * N, -1)  # (B*M*N, H)
         return self.encoder(obs.reshape(B, -1))  # (B, H)
 
-    def _head(self, h, B, M):  # (cells(B, M), L) -> (B, M, N)
+    def _head(self, h, B, M, anom=None):  # (cells(B, M), L) -> (B, M, N)
         if self.kind == "local":
             h = h.reshape(B * M, self.N, -1).permute(0, 2, 1)  # (B*M, L, N)
-            return self.actor_head(h).reshape(B, M, self.N)
+            out = self.actor_head(h)  # (B*M, 1 or 2, N)
+            if self.anom_idx is None:
+                return out.reshape(B, M, self.N)
+            return (out[:, 0] + out[:, 1] * anom.reshape(B * M, self.N)).reshape(B, M, self.N)
         return self.actor_head(h).reshape(B, self.M, self.N)
 
     def _done_mask(self, done, B, M):  # (B,) -> (cells(B, M), 1)
@@ -166,9 +175,10 @@ class Agent(nn.Module):
         obs[0]. Returns means (S, B, M, N) and the final state. The LSTM state is zeroed at episode starts."""
         S, B, M = obs.shape[:3]  # M may be a subset of the members (the update subsamples them)
         cells = self.cells(B, M)
+        anom = obs[:, :, :, self.anom_idx] if self.anom_idx is not None else None  # (S, B, M, N)
         h = self._encode(obs.reshape(S * B, *obs.shape[2:])).reshape(S, cells, -1)  # (S, cells, H)
         if self.lstm is None:
-            return self._head(h.reshape(S * cells, -1), S * B, M).reshape(S, B, M, self.N), state
+            return self._head(h.reshape(S * cells, -1), S * B, M, anom).reshape(S, B, M, self.N), state
         outs = []
         for s in range(S):
             keep = 1.0 - self._done_mask(done[s], B, M)  # (cells, 1)
@@ -176,7 +186,7 @@ class Agent(nn.Module):
             o, state = self.lstm(h[s].unsqueeze(0), state)
             outs.append(o[0])
         out = torch.stack(outs)  # (S, cells, L)
-        return self._head(out.reshape(S * cells, -1), S * B, M).reshape(S, B, M, self.N), state
+        return self._head(out.reshape(S * cells, -1), S * B, M, anom).reshape(S, B, M, self.N), state
 
     def actor_step(self, obs, state, done):  # one step: obs (B, M, C, N), done (B,)
         mean, state = self.actor_sequence(obs.unsqueeze(0), state, done.unsqueeze(0))

@@ -35,7 +35,9 @@ class Config:
     name: str = ""
     """Experiment name; logs go to logs/<name>/. Empty: the config file's stem (e.g. L96_1)."""
     seed: int = _f(0, 0, 2**31 - 1)
-    """Seed for the spin-up, start points, initial ensembles and observation noise."""
+    """Seed of a training run (weights, exploration, episode starts). Changing it keeps the data."""
+    data_seed: int = _f(0, 0, 2**31 - 1)
+    """Seed of the data: spin-up, start points, initial ensembles and observation noise."""
     # ---- model --------------------------------------------------------------------------------------
     model: str = _f("lorenz96", choices=("lorenz96", "lorenz63"))
     """Dynamical model."""
@@ -128,11 +130,14 @@ class Config:
     """Conv channels (local) or MLP width (global)."""
     kernel: int = _f(5, 1, 63)
     """Circular conv kernel size (odd)."""
-    lstm_hidden: int = _f(32, 0, 4096)
+    lstm_hidden: int = _f(16, 0, 4096)
     """LSTM hidden size per cell (local) or for the whole state (global); 0 = no LSTM."""
     lstm_layers: int = _f(1, 1, 8)
     """LSTM layers."""
-    init_action_std: float = _f(0.2, 1e-4, 3.0)
+    anomaly_gate: bool = False
+    """Local policy: mean increment a_i + b_i * anom_i (a, b from the network, anom_i the member's normalized
+    forecast anomaly), so anomaly scaling is built in. Needs 'anom' in features."""
+    init_action_std: float = _f(0.05, 1e-4, 3.0)
     """Initial Gaussian exploration std (normalized action units); log-std is learned."""
     min_action_std: float = _f(0.005, 1e-6, 1.0)
     """Lower clamp of the action std."""
@@ -145,7 +150,7 @@ class Config:
     """Parallel environments (one path each)."""
     num_steps: int = _f(16, 1, 100_000)
     """Rollout length per env per update."""
-    learning_rate: float = _f(3e-4, 1e-8, 1.0)
+    learning_rate: float = _f(1e-3, 1e-8, 1.0)
     """Adam learning rate."""
     anneal_lr: bool = True
     """Linearly anneal the learning rate to 0 over total_timesteps."""

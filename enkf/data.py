@@ -20,6 +20,8 @@ size and hash (truncated or altered). The last line printed is one JSON summary 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import hashlib
 import json
 import math
@@ -42,7 +44,7 @@ from models.forecast import trajectory
 FORMAT_VERSION = 1
 # Fields whose change makes stored data stale.
 DATA_FIELDS = (
-    "seed", "model", "N", "F", "l63_sigma", "l63_rho", "l63_beta", "dtda", "oda", "obs_stride",
+    "data_seed", "model", "N", "F", "l63_sigma", "l63_rho", "l63_beta", "dtda", "oda", "obs_stride",
     "obs_noise_var", "N_ens", "inflation", "noise_strength", "data_filter", "loc_radius", "spinup_steps",
     "num_paths", "path_length",
 )  # fmt: skip
@@ -131,7 +133,7 @@ def time_mean(series: torch.Tensor, burn_in: int) -> torch.Tensor:
 def spinup(cfg: Config, progress=True):
     """One long truth trajectory from a random state near 0; returns start states (P, N) float64,
     start indices (P,) (step numbers, drawn without replacement from the later half) and a thinned copy."""
-    gen = torch.Generator().manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.data_seed)
     x0 = 0.01 * torch.randn(cfg.N, generator=gen, dtype=torch.float64)
     S = cfg.spinup_steps
     keep_from = S // 2  # keep states after steps keep_from+1 .. S (the later half)
@@ -141,7 +143,7 @@ def spinup(cfg: Config, progress=True):
     if not torch.isfinite(kept).all():
         bad = int((~torch.isfinite(kept).all(-1)).nonzero()[0]) + keep_from + 1
         raise DataError(f"spin-up became non-finite at step {bad}: check dtda/F in the config")
-    rng = np.random.default_rng(cfg.seed)
+    rng = np.random.default_rng(cfg.data_seed)
     pick = np.sort(rng.choice(kept.shape[0], size=cfg.num_paths, replace=False))
     rng.shuffle(pick)  # path order is random, not time-sorted
     start_idx = pick + keep_from + 1
@@ -156,7 +158,7 @@ def generate(cfg: Config, out: Path, progress=True) -> dict:
     starts, start_idx, thin = spinup(cfg, progress)
     t_spin = time.time() - t0
 
-    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    gen = torch.Generator().manual_seed(cfg.data_seed + 1)
     obs, r = obs_setup(cfg)
     fc = make_forecaster(cfg)
     x0 = torch.from_numpy(starts).float()  # (P, N)
@@ -186,7 +188,7 @@ def generate(cfg: Config, out: Path, progress=True) -> dict:
             anomaly=xb - xb_mean,
             spread=res["spread_f"].numpy(),
         ),
-        seed=cfg.seed,
+        seed=cfg.data_seed,
     )
     norm.save(out / "normalization.json")
     report = verify(cfg, res)
@@ -306,15 +308,34 @@ def load_data(cfg: Config, folder: Path | None = None, verify_hash: bool = True)
     )  # fmt: skip
 
 
+@contextlib.contextmanager
+def folder_lock(folder: Path):
+    """Exclusive lock on a data folder, so concurrent runs never generate into the same folder at once
+    (the second waits, then finds valid data)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def ensure_data(cfg: Config, folder: Path | None = None, force: bool = False, progress=True) -> PathData:
     """Load the data for cfg, generating it first if it is missing, stale, incomplete or force is set."""
     folder = Path(folder) if folder else data_dir_for(cfg)
     if not force:
         try:
             return load_data(cfg, folder)
-        except DataError as e:
-            print(f"[data] {e} -> generating", file=sys.stderr)
-    generate(cfg, folder, progress)
+        except DataError:
+            pass
+    with folder_lock(folder):
+        if not force:
+            try:
+                return load_data(cfg, folder)  # another process may have made it while we waited
+            except DataError as e:
+                print(f"[data] {e} -> generating", file=sys.stderr)
+        generate(cfg, folder, progress)
     return load_data(cfg, folder)
 
 

@@ -41,7 +41,7 @@ def held_out_truth(cfg, paths: int, cycles: int, spinup_time: float, seed: int, 
 
 
 def run_sweep(cfg, filters, inflations, cycles, paths, burn_in, spinup_time=100.0, seed=None, progress=True):
-    seed = cfg.seed + 7919 if seed is None else seed
+    seed = cfg.data_seed + 7919 if seed is None else seed
     fc = make_forecaster(cfg)
     x0, truth, y, gen = held_out_truth(cfg, paths, cycles, spinup_time, seed, fc, progress)
     obs, r = obs_setup(cfg)
