@@ -334,7 +334,7 @@ class Evaluator:
 def save_checkpoint(path: Path, **state) -> None:
     buf = _io.BytesIO()
     torch.save(state, buf)
-    io._atomic_write_bytes(path, buf.getvalue())
+    io.write_bytes(path, buf.getvalue())
 
 
 def rng_state() -> dict:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
+def write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -23,7 +23,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def write_text(path, text: str) -> None:
-    _atomic_write_bytes(Path(path), text.encode())
+    write_bytes(Path(path), text.encode())
 
 
 def write_json(path, obj) -> None:
@@ -35,14 +35,14 @@ def save_npz(path, **arrays) -> bytes:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     data = buf.getvalue()
-    _atomic_write_bytes(Path(path), data)
+    write_bytes(Path(path), data)
     return data
 
 
 def save_figure(fig, path, dpi: int = 110) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    _atomic_write_bytes(Path(path), buf.getvalue())
+    write_bytes(Path(path), buf.getvalue())
 
 
 def clean_temp_files(folder) -> int:
