@@ -31,11 +31,6 @@ from configs.defaults import Config, load_config
 from enkf.data import PathData, make_forecaster, obs_setup
 from enkf.filters import eakf
 
-FEATURE_NORM = {  # feature -> normalization quantity
-    "xb": "state", "y": "obs", "innov": "innovation", "mean": "state", "spread": "spread", "anom": "anomaly",
-    "xa_prev": "state", "dxa": "increment",
-}  # fmt: skip
-
 
 @dataclass
 class StepResult:
@@ -198,16 +193,15 @@ class EnKFVecEnv:
             pair = (z.unsqueeze(2) - zo.unsqueeze(1)).abs()  # (B, M_i, M_j, N)
             pair = pair * (1.0 - torch.eye(M, device=z.device)).view(1, M, M, 1)  # j != i
             score = to_target - pair.sum(2) / (2 * (M - 1))
+        mean_i = zo.mean(1, keepdim=True) + (z - zo) / M  # ensemble mean with member i's own analysis
         if self.cfg.spread_weight > 0 and zt.shape[1] > 1:
             # each member keeps the teacher member's distance from the ensemble mean (counters the shrinking
             # of anomalies that a member-wise error alone causes: regression to the mean)
-            mean_i = zo.mean(1, keepdim=True) + (z - zo) / M  # ensemble mean with member i's own analysis
             dist = (z - mean_i).abs()
             dist_t = (zt - zt.mean(1, keepdim=True)).abs()
             score = score + self.cfg.spread_weight * (dist - dist_t).abs()
         if self.cfg.anchor_weight > 0:
             w = self.cfg.anchor_weight
-            mean_i = zo.mean(1, keepdim=True) + (z - zo) / M  # ensemble mean with member i's own analysis
             anchor = (mean_i - self.xa_enkf[self.path, self.t].mean(1, keepdim=True) / s).abs()
             score = (1 - w) * score + w * anchor
         r = (1.0 - score).clamp(-1.0, 1.0)
