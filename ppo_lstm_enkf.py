@@ -464,7 +464,7 @@ def train(cfg: Config, args: Args) -> dict:
     next_ckpt = (
         (global_step // cfg.checkpoint_interval + 1) * cfg.checkpoint_interval if cfg.checkpoint_interval else None
     )
-    recent = {"rmse": [], "ret": [], "len": []}
+    recent_rmse: list[float] = []
     skipped = 0
     try:
         while iteration < num_iterations and not stop["flag"]:
@@ -630,14 +630,12 @@ def train(cfg: Config, args: Args) -> dict:
             w("perf/env_s", t_env, global_step)
             w("perf/update_s", t_upd, global_step)
             if ep_stats["ret"]:
-                recent["ret"] = (recent["ret"] + ep_stats["ret"])[-100:]
-                recent["len"] = (recent["len"] + ep_stats["len"])[-100:]
                 w("charts/episodic_return", float(np.mean(ep_stats["ret"])), global_step)
                 w("charts/episodic_length", float(np.mean(ep_stats["len"])), global_step)
                 w("episode/reward", float(np.mean(ep_stats["ret"])), global_step)  # the user's old tags
                 w("episode/length", float(np.mean(ep_stats["len"])), global_step)
-            recent["rmse"] = (recent["rmse"] + [float(np.mean(ep_stats["rmse"]))])[-10:]
-            w("episode/rmse_mean_10", float(np.mean(recent["rmse"])), global_step)
+            recent_rmse = (recent_rmse + [float(np.mean(ep_stats["rmse"]))])[-10:]  # last 10 iterations
+            w("episode/rmse_mean_10", float(np.mean(recent_rmse)), global_step)
 
             if next_ckpt is not None and global_step >= next_ckpt:
                 checkpoint()
