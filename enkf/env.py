@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from configs.defaults import Config, load_config
-from enkf.data import PathData, make_forecaster, obs_setup
+from enkf.data import PathData, make_forecaster, obs_setup, rmse, spread
 from enkf.filters import eakf
 
 
@@ -209,8 +209,8 @@ class EnKFVecEnv:
             r = r.mean(2, keepdim=True).expand_as(r)
         elif self.cfg.reward_grain == "ensemble":
             r = r.mean((1, 2), keepdim=True).expand_as(r)
-        rmse = ((zo - zt) ** 2).mean((1, 2)).sqrt()
-        return r, (1.0 - rmse).clamp(-1.0, 1.0)
+        ens_rmse = ((zo - zt) ** 2).mean((1, 2)).sqrt()
+        return r, (1.0 - ens_rmse).clamp(-1.0, 1.0)
 
     def step(self, action: torch.Tensor, mean_action: torch.Tensor | None = None) -> StepResult:
         """action (B, M, N) in normalized units. If mean_action is given (the policy's deterministic action)
@@ -228,9 +228,9 @@ class EnKFVecEnv:
             xa = xa_sample
             r, ens_r = self.reward(xa, target)
         truth = self.truth[p, t]  # (B, N)
-        rmse_truth = ((xa.mean(1) - truth) ** 2).mean(-1).sqrt()
-        rmse_enkf = ((xa.mean(1) - self.xa_enkf[p, t].mean(1)) ** 2).mean(-1).sqrt()
-        spread = xa.var(1).mean(-1).sqrt()
+        rmse_truth = rmse(xa.mean(1), truth)
+        rmse_enkf = rmse(xa.mean(1), self.xa_enkf[p, t].mean(1))
+        ens_spread = spread(xa)
         # continuity: integrate the agent's analysis
         Eb_next = self.fc(xa)
         zn = self.norm("state", Eb_next)
@@ -249,7 +249,7 @@ class EnKFVecEnv:
             self.window[ids] = torch.cat([self.window[ids, 1:], self._features(ids).unsqueeze(1)], 1)
         final_obs = self._obs().clone() if truncated.any() else None
         info = dict(
-            ensemble_reward=ens_r, rmse_truth=rmse_truth, rmse_enkf=rmse_enkf, spread=spread,
+            ensemble_reward=ens_r, rmse_truth=rmse_truth, rmse_enkf=rmse_enkf, spread=ens_spread,
             episode_return=self.ep_return.clone(), episode_length=self.ep_len.clone(), final_obs=final_obs,
             path=p.clone(), reward_mean_action=r_det,
         )  # fmt: skip
