@@ -96,12 +96,16 @@ def conv(cin, cout, k, std=math.sqrt(2)):
 class Agent(nn.Module):
     """local: per member, circular convs over the grid (weights shared by members and grid points), an LSTM
     per (member, grid point) cell, a 1x1 head: one Gaussian increment per cell. global: one MLP + LSTM over
-    the whole ensemble state (the user's original). Critic: the same conv (or MLP) trunk without the LSTM,
-    one value per cell. Observations (B, M, C, N) -> means and values (B, M, N)."""
+    the whole ensemble state (the user's original). member (policy global with agents per-member): one MLP +
+    LSTM per member over its own (C, N) observation, weights shared by members (the user's multi-agent
+    network). Critic: the same conv (or MLP) trunk without the LSTM, one value per cell (per member with
+    agents per-member). Observations (B, M, C, N) -> means and values (B, M, N)."""
 
     def __init__(self, cfg: Config, C: int, M: int, N: int):
         super().__init__()
-        self.kind, self.M, self.N, H, L = cfg.policy, M, N, cfg.hidden, cfg.lstm_hidden
+        self.M, self.N, H, L = M, N, cfg.hidden, cfg.lstm_hidden
+        self.per_member = cfg.agents == "per-member"
+        self.kind = "member" if (self.per_member and cfg.policy == "global") else cfg.policy
         # anomaly gate: mean_i = a_i + b_i * anom_i, so scaling a member's anomaly (what a square-root filter
         # does) is one multiplication instead of something the tanh layers must approximate
         feats = cfg.feature_list
@@ -114,6 +118,12 @@ class Agent(nn.Module):
             self.critic = nn.Sequential(conv(C, H, cfg.kernel), nn.Tanh(), conv(H, H, cfg.kernel), nn.Tanh(),
                                         conv(H, 1, 1, std=1.0))  # fmt: skip
             self.actor_head = conv(L or H, 2 if self.anom_idx is not None else 1, 1, std=0.01)
+        elif self.kind == "member":
+            D = C * N
+            self.encoder = nn.Sequential(layer_init(nn.Linear(D, H)), nn.Tanh(), layer_init(nn.Linear(H, H)), nn.Tanh())
+            self.critic = nn.Sequential(layer_init(nn.Linear(D, H)), nn.Tanh(), layer_init(nn.Linear(H, H)), nn.Tanh(),
+                                        layer_init(nn.Linear(H, 1), std=1.0))  # fmt: skip
+            self.actor_head = layer_init(nn.Linear(L or H, N), std=0.01)
         else:
             D = M * C * N
             self.encoder = nn.Sequential(layer_init(nn.Linear(D, H)), nn.Tanh(), layer_init(nn.Linear(H, H)), nn.Tanh())
@@ -132,7 +142,7 @@ class Agent(nn.Module):
 
     def cells(self, B: int, M: int | None = None) -> int:
         """Number of LSTM sequences for B envs of M members."""
-        return B * (M or self.M) * self.N if self.kind == "local" else B
+        return B * (M or self.M) * (self.N if self.kind == "local" else 1) if self.kind != "global" else B
 
     def initial_state(self, B: int, device="cpu"):
         L = self.lstm.hidden_size if self.lstm is not None else 1
@@ -147,6 +157,8 @@ class Agent(nn.Module):
         if self.kind == "local":
             h = self.encoder(obs.reshape(B * M, C, N))  # (B*M, H, N)
             return h.permute(0, 2, 1).reshape(B * M * N, -1)  # (B*M*N, H)
+        if self.kind == "member":
+            return self.encoder(obs.reshape(B * M, C * N))  # (B*M, H)
         return self.encoder(obs.reshape(B, -1))  # (B, H)
 
     def _head(self, h, B, M, anom=None):  # (cells(B, M), L) -> (B, M, N)
@@ -156,18 +168,21 @@ class Agent(nn.Module):
             if self.anom_idx is None:
                 return out.reshape(B, M, self.N)
             return (out[:, 0] + out[:, 1] * anom.reshape(B * M, self.N)).reshape(B, M, self.N)
-        return self.actor_head(h).reshape(B, self.M, self.N)
+        return self.actor_head(h).reshape(B, M if self.kind == "member" else self.M, self.N)
 
     def _done_mask(self, done, B, M):  # (B,) -> (cells(B, M), 1)
         d = done.float()
-        if self.kind == "local":
-            d = d.repeat_interleave(M * self.N)
+        if self.kind != "global":
+            d = d.repeat_interleave(M * (self.N if self.kind == "local" else 1))
         return d.unsqueeze(-1)
 
     def get_value(self, obs):  # (..., M, C, N) -> (..., M, N)
         *lead, M, C, N = obs.shape
+        if self.kind == "member":  # one value per agent
+            return self.critic(obs.reshape(-1, C * N)).reshape(*lead, M, 1).expand(*lead, M, N)
         if self.kind == "local":
-            return self.critic(obs.reshape(-1, C, N)).reshape(*lead, M, N)
+            v = self.critic(obs.reshape(-1, C, N)).reshape(*lead, M, N)
+            return v.mean(-1, keepdim=True).expand_as(v) if self.per_member else v
         return self.critic(obs.reshape(-1, M * C * N)).reshape(*lead, M, N)
 
     def actor_sequence(self, obs, state, done):
@@ -455,7 +470,7 @@ def train(cfg: Config, args: Args) -> dict:
     act_buf = torch.zeros((S, B, M, N), device=device)
     logp_buf, rew_buf, val_buf = (torch.zeros((S, B, M, N), device=device) for _ in range(3))
     done_buf = torch.zeros((S, B), device=device)
-    grain = cfg.reward_grain
+    grain = "member" if cfg.agents == "per-member" else cfg.reward_grain
     use_critic = cfg.advantage == "gae"
     base_buf = torch.zeros((S, B, M, N), device=device)
     t_start, last_print = time.time(), 0.0
@@ -482,6 +497,7 @@ def train(cfg: Config, args: Args) -> dict:
             initial_lstm_state = (lstm_state[0].clone(), lstm_state[1].clone())
             t_roll, t_env = time.time(), 0.0
             ep_stats = {"ret": [], "len": [], "ens": [], "rmse": [], "rmse_enkf": [], "spread": []}
+            agent_r, agent_rmse = [], []  # (M,) per step: each agent's reward and member RMSE, mean over envs
             for step in range(S):
                 global_step += B
                 obs_buf[step], done_buf[step] = next_obs, next_done
@@ -508,6 +524,9 @@ def train(cfg: Config, args: Args) -> dict:
                 ep_stats["rmse"].append(res.info["rmse_truth"].mean().item())
                 ep_stats["rmse_enkf"].append(res.info["rmse_enkf"].mean().item())
                 ep_stats["spread"].append(res.info["spread"].mean().item())
+                if agent.per_member:
+                    agent_r.append(res.reward[:, :, 0].mean(0))
+                    agent_rmse.append(res.info["member_rmse"].mean(0))
                 finished = next_done.bool()
                 if finished.any():
                     ret = res.info["episode_return"][finished]
@@ -538,7 +557,7 @@ def train(cfg: Config, args: Args) -> dict:
 
             env_idx = np.arange(B)
             mb_envs = B // cfg.num_minibatches
-            K = M if (cfg.update_members == 0 or agent.kind != "local" or grain == "ensemble") else cfg.update_members
+            K = M if (cfg.update_members == 0 or agent.kind == "global" or grain == "ensemble") else cfg.update_members
             clipfracs, approx_kl, gnorms = [], torch.tensor(0.0), []
             for _epoch in range(cfg.update_epochs):
                 np.random.shuffle(env_idx)
@@ -549,7 +568,7 @@ def train(cfg: Config, args: Args) -> dict:
                     Lh = initial_lstm_state[0].shape[-1]
                     cells = tuple(
                         s0.view(cfg.lstm_layers, B, M, -1, Lh)[:, mb][:, :, mm].reshape(cfg.lstm_layers, -1, Lh)
-                        if agent.kind == "local" else s0[:, mb] for s0 in initial_lstm_state
+                        if agent.kind != "global" else s0[:, mb] for s0 in initial_lstm_state
                     )  # fmt: skip
                     mb_obs = obs_buf[:, mb][:, :, mm]  # (S, b, K, C, N)
                     mean, _ = agent.actor_sequence(mb_obs, cells, done_buf[:, mb])
@@ -619,6 +638,11 @@ def train(cfg: Config, args: Args) -> dict:
             w("rmse/agent_spread", float(np.mean(ep_stats["spread"])), global_step)
             w("reward/ensemble_1_minus_rmse", float(np.mean(ep_stats["ens"])), global_step)
             std = float(torch.exp(agent.log_std().detach()))
+            if agent_r:  # per-agent statistics over the N_ens agents (time-mean over the rollout first)
+                for tag, v in (("reward", torch.stack(agent_r).mean(0)), ("rmse", torch.stack(agent_rmse).mean(0))):
+                    w(f"agents/{tag}_mean", float(v.mean()), global_step)
+                    w(f"agents/{tag}_min", float(v.min()), global_step)
+                    w(f"agents/{tag}_max", float(v.max()), global_step)
             w("policy/action_std", std, global_step)
             w("policy/action_std_mean", std, global_step)  # the user's old tag
             gmean = float(np.mean(gnorms)) if gnorms else float("nan")

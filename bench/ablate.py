@@ -54,7 +54,10 @@ FACTORS: dict[str, list[tuple[str, list[str]]]] = {
         ("episodes of 25 cycles", ["--episode-length", "25"]),
         ("episodes of 400 cycles", ["--episode-length", "400"]),
     ],  # fmt: skip
-    "agents": [("per-member agents", ["--agents", "per-member"])],
+    "agents": [
+        ("per-member agents (conv trunk)", ["--agents", "per-member"]),
+        ("per-member agents (MLP per member, the user's)", ["--agents", "per-member", "--policy", "global"]),
+    ],
 }
 DEFAULT_NOTE = ("features xb,y,innov,mean,spread,anom; ±1 with bounds ±3; LSTM 16x1 per cell; increment action; "
                 "online EAKF target; one agent per cell; window 3; episodes of 100 cycles")  # fmt: skip

@@ -122,6 +122,12 @@ class Config:
     anchor_weight: float = _f(0.0, 0.0, 1.0)
     """Weight of a mean anchor in the reward: |ensemble mean of xa - stored EnKF mean| (normalized), which a
     collapsed ensemble cannot satisfy (SPEC §6a)."""
+    agents: str = _f("single", choices=("single", "per-member"))
+    """single: the reward and PPO ratio per `reward_grain` (default: one per cell). per-member: the user's
+    multi-agent variant, N_ens agents with shared weights; agent i controls member i, gets reward
+    1 - RMSE_i (its member against the target member over the grid, normalized), one PPO ratio (the joint
+    log-probability of its N outputs) and one value. With policy = global each agent is an MLP + LSTM over its
+    own member's (C, N) observation (the user's network); with policy = local the conv trunk is kept."""
     # ---- policy -------------------------------------------------------------------------------------
     policy: str = _f("local", choices=("local", "global"))
     """local: circular convolutions over the grid shared by members and grid points, LSTM per cell;
@@ -283,6 +289,9 @@ def _cross_check(cfg: Config, source: str):
         bad("episode_length", f"= {cfg.episode_length} exceeds path_length = {cfg.path_length}")
     if cfg.advantage == "self_critical" and cfg.explore_in_dynamics:
         bad("advantage", "= 'self_critical' needs explore_in_dynamics = False (the sample must not change the future)")
+    if cfg.agents == "per-member" and (cfg.reward_grain != "cell" or cfg.reward_form != "abs"):
+        bad("agents", "= 'per-member' sets its own reward (1 - RMSE_i per member); leave reward_grain = 'cell' "
+            "and reward_form = 'abs'")  # fmt: skip
     if cfg.min_action_std > cfg.max_action_std:
         bad("min_action_std", f"= {cfg.min_action_std:g} exceeds max_action_std = {cfg.max_action_std:g}")
     if cfg.num_paths > cfg.spinup_steps - cfg.spinup_steps // 2:

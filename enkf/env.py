@@ -9,7 +9,8 @@
 - continuity: the agent's analysis xa_rl, not the EnKF's, is integrated to the next forecast;
 - reward (B, M, N): per cell `1 - score`, clipped to [-1, 1], in normalized units, against the configured
   target (online EAKF of the agent's own ensemble, the stored EnKF analysis, or the truth); pooled to the
-  member or the whole ensemble when `reward_grain` says so. The user's whole-ensemble `1 - RMSE` against
+  member or the whole ensemble when `reward_grain` says so; with `agents = per-member`, 1 - RMSE_i of each
+  member over the grid (the user's multi-agent reward). The user's whole-ensemble `1 - RMSE` against
   the same target is returned in `info` as well;
 - termination when the next forecast is non-finite or leaves [-bound, bound]; truncation after
   `episode_length` cycles (training) or at the end of the path. Envs reset automatically; the last
@@ -186,6 +187,10 @@ class EnKFVecEnv:
         z, zt = xa / s, target / s  # differences of normalized states (centers cancel)
         zo = z if xa_others is None else xa_others / s
         M = z.shape[1]
+        ens_rmse = ((zo - zt) ** 2).mean((1, 2)).sqrt()
+        if self.cfg.agents == "per-member":  # the user's multi-agent reward: 1 - RMSE_i of member i over the grid
+            r = (1.0 - ((z - zt) ** 2).mean(-1, keepdim=True).sqrt()).clamp(-1.0, 1.0)  # (B, M, 1)
+            return r.expand_as(z), (1.0 - ens_rmse).clamp(-1.0, 1.0)
         if self.cfg.reward_form == "abs":
             score = (z - zt).abs()  # (B, M, N) (target broadcasts over members for truth)
         else:  # fair CRPS contribution of member i against the target ensemble (or the truth)
@@ -209,7 +214,6 @@ class EnKFVecEnv:
             r = r.mean(2, keepdim=True).expand_as(r)
         elif self.cfg.reward_grain == "ensemble":
             r = r.mean((1, 2), keepdim=True).expand_as(r)
-        ens_rmse = ((zo - zt) ** 2).mean((1, 2)).sqrt()
         return r, (1.0 - ens_rmse).clamp(-1.0, 1.0)
 
     def step(self, action: torch.Tensor, mean_action: torch.Tensor | None = None) -> StepResult:
@@ -230,6 +234,7 @@ class EnKFVecEnv:
         truth = self.truth[p, t]  # (B, N)
         rmse_truth = rmse(xa.mean(1), truth)
         rmse_enkf = rmse(xa.mean(1), self.xa_enkf[p, t].mean(1))
+        member_rmse = rmse(xa, truth.unsqueeze(1))  # (B, M) each member against the truth
         ens_spread = spread(xa)
         # continuity: integrate the agent's analysis
         Eb_next = self.fc(xa)
@@ -251,7 +256,7 @@ class EnKFVecEnv:
         info = dict(
             ensemble_reward=ens_r, rmse_truth=rmse_truth, rmse_enkf=rmse_enkf, spread=ens_spread,
             episode_return=self.ep_return.clone(), episode_length=self.ep_len.clone(), final_obs=final_obs,
-            path=p.clone(), reward_mean_action=r_det,
+            path=p.clone(), reward_mean_action=r_det, member_rmse=member_rmse,
         )  # fmt: skip
         if done.any():
             self._reset_ids(done.nonzero().squeeze(1))

@@ -80,6 +80,21 @@ def test_reward_grains_pool(tiny_data):
         torch.testing.assert_close(r, ref.expand_as(r))
 
 
+def test_per_member_reward_is_one_minus_member_rmse(tiny_data):
+    cfg, _, _, d = tiny_data
+    e = EnKFVecEnv(dataclasses.replace(cfg, agents="per-member", reward_target="precomputed"), d, num_envs=2, seed=0)
+    e.reset()
+    a = 0.3 * torch.randn(2, e.M, e.N)
+    xa = e.analysis_from_action(a)
+    target = e.xa_enkf[e.path, e.t]  # (B, M, N)
+    s = e.nc["state"][1]
+    want = (1 - (((xa - target) / s) ** 2).mean(-1).sqrt()).clamp(-1, 1)  # (B, M) by hand
+    res = e.step(a)
+    torch.testing.assert_close(res.reward, want.unsqueeze(-1).expand_as(res.reward))
+    assert res.reward[:, :, 0].std() > 0  # agents get different rewards
+    assert res.info["member_rmse"].shape == (2, e.M)
+
+
 def test_crps_reward_prefers_spread_matching_target(tiny_data):
     """Against a truth, an ensemble spread around it scores better than the same mean collapsed but offset."""
     cfg, _, _, d = tiny_data

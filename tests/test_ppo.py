@@ -53,9 +53,9 @@ def test_curriculum_rule():
     assert off.paths == list(range(1, 10))
 
 
-@pytest.mark.parametrize("policy", ["local", "global"])
-def test_lstm_state_reset_at_episode_start(tiny_cfg_file, policy):
-    cfg = load_config(tiny_cfg_file, {"policy": policy})
+@pytest.mark.parametrize("policy,agents", [("local", "single"), ("global", "single"), ("global", "per-member")])
+def test_lstm_state_reset_at_episode_start(tiny_cfg_file, policy, agents):
+    cfg = load_config(tiny_cfg_file, {"policy": policy, "agents": agents})
     torch.manual_seed(0)
     agent = P.Agent(cfg, C=6, M=3, N=8)
     obs = torch.randn(5, 2, 3, 6, 8)
@@ -71,16 +71,48 @@ def test_lstm_state_reset_at_episode_start(tiny_cfg_file, policy):
     assert not torch.allclose(mean2[3:, 0], fresh[:, 0])
 
 
-def test_member_subset_matches_full_forward(tiny_cfg_file):
-    """The local policy treats members independently, so the update may subsample them."""
-    cfg = load_config(tiny_cfg_file)
+@pytest.mark.parametrize("policy,agents", [("local", "single"), ("global", "per-member")])
+def test_member_subset_matches_full_forward(tiny_cfg_file, policy, agents):
+    """The local and per-member policies treat members independently, so the update may subsample them."""
+    cfg = load_config(tiny_cfg_file, {"policy": policy, "agents": agents})
     agent = P.Agent(cfg, C=6, M=4, N=8)
     obs = torch.randn(3, 2, 4, 6, 8)
-    full, _ = agent.actor_sequence(obs, agent.initial_state(2), torch.zeros(3, 2))
-    sub, _ = agent.actor_sequence(
-        obs[:, :, [1, 3]], tuple(s[:, : 2 * 2 * 8] for s in agent.initial_state(2)), torch.zeros(3, 2)
-    )
+    state = tuple(s + torch.randn_like(s) for s in agent.initial_state(2))
+    full, _ = agent.actor_sequence(obs, state, torch.zeros(3, 2))
+    Lh = state[0].shape[-1]
+    sub_state = tuple(s.view(1, 2, 4, -1, Lh)[:, :, [1, 3]].reshape(1, -1, Lh) for s in state)
+    sub, _ = agent.actor_sequence(obs[:, :, [1, 3]], sub_state, torch.zeros(3, 2))
     torch.testing.assert_close(sub, full[:, :, [1, 3]])
+    # a member's action depends on its own observation only
+    obs2 = obs.clone()
+    obs2[:, :, 0] += 1.0
+    other, _ = agent.actor_sequence(obs2, state, torch.zeros(3, 2))
+    torch.testing.assert_close(other[:, :, 1:], full[:, :, 1:])
+    assert not torch.allclose(other[:, :, 0], full[:, :, 0])
+
+
+@pytest.mark.parametrize("policy", ["local", "global"])
+def test_per_member_value_is_one_per_agent(tiny_cfg_file, policy):
+    cfg = load_config(tiny_cfg_file, {"policy": policy, "agents": "per-member"})
+    agent = P.Agent(cfg, C=6, M=4, N=8)
+    v = agent.get_value(torch.randn(3, 2, 4, 6, 8))  # (S, B, M, N)
+    assert v.shape == (3, 2, 4, 8)
+    torch.testing.assert_close(v, v[..., :1].expand_as(v))  # constant over the agent's grid points
+    assert v[..., 0].std() > 0  # but differs between agents
+
+
+def test_per_member_training_logs_agent_statistics(tiny_cfg_file, tiny_data, tmp_path, monkeypatch):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _, data_dir, _, _ = tiny_data
+    monkeypatch.setattr(P, "REPO_ROOT", tmp_path)
+    out = _run(["--config", str(tiny_cfg_file), "--data-dir", str(data_dir), "--total-timesteps", str(2 * 64),
+                "--no-progress", "--run-name", "pm", "--agents", "per-member", "--policy", "global"])  # fmt: skip
+    assert out["steps"] == 128 and out["cycles"] == 60
+    ea = EventAccumulator(str(tmp_path / "logs" / "tiny" / "runs" / "pm")).Reload()
+    for tag in ("reward", "rmse"):
+        lo, mid, hi = (ea.Scalars(f"agents/{tag}_{k}")[-1].value for k in ("min", "mean", "max"))
+        assert lo <= mid <= hi and lo < hi
 
 
 def _run(argv):
