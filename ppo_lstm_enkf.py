@@ -305,24 +305,40 @@ class Curriculum:
 # Evaluation on the held-out path (deterministic policy, whole path)
 # ---------------------------------------------------------------------------------------------------
 @torch.no_grad()
-def rollout_deterministic(agent: Agent, env: EnKFVecEnv, path: int = 0) -> dict:
-    """Run the mean action on `path` from its first stored background to the end (or a halt)."""
-    obs = env.reset_to(path, 0)
-    state = agent.initial_state(1, env.device)
-    done = torch.ones(1, device=env.device)
-    rm, sp, means = [], [], []
-    for _ in range(env.T):
+def rollout_paths(agent: Agent, env: EnKFVecEnv, paths) -> dict:
+    """Run the mean action on each of `paths` (one per env of `env`, so env.B == len(paths)) from its first
+    stored background to the end. Returns rmse, spread (P, T) (NaN after a halt), the analysis means of the
+    first path (T', N) and cycles survived per path (P,) (a halt at cycle t counts t cycles)."""
+    P, T = len(paths), env.T
+    obs = env.reset_to(list(paths), 0)
+    state = agent.initial_state(P, env.device)
+    done = torch.ones(P, device=env.device)
+    rm, sp = torch.full((P, T), float("nan")), torch.full((P, T), float("nan"))
+    alive = torch.ones(P, dtype=torch.bool)
+    survived = torch.full((P,), T)
+    means = []
+    for t in range(T):
         mean, state = agent.actor_step(obs, state, done)
-        xa = env.analysis_from_action(mean)
-        means.append(xa.mean(1)[0].cpu())
+        if alive[0]:
+            means.append(env.analysis_from_action(mean)[0].mean(0).cpu())  # (N,) path 0's analysis mean
         res = env.step(mean)
-        rm.append(float(res.info["rmse_truth"][0]))
-        sp.append(float(res.info["spread"][0]))
-        if res.terminated[0] or res.truncated[0]:
+        rm[alive, t] = res.info["rmse_truth"].cpu()[alive]
+        sp[alive, t] = res.info["spread"].cpu()[alive]
+        halted = res.terminated.cpu() & alive
+        survived[halted] = t
+        alive &= ~halted
+        if not alive.any():
             break
-        obs, done = res.obs, torch.zeros(1, device=env.device)
-    survived = len(rm) if not bool(res.terminated[0]) else len(rm) - 1
-    return dict(rmse=np.array(rm), spread=np.array(sp), mean=torch.stack(means).numpy(), survived=survived)
+        obs, done = res.obs, torch.zeros(P, device=env.device)
+    return dict(rmse=rm.numpy(), spread=sp.numpy(), mean=torch.stack(means).numpy(), survived=survived.numpy())
+
+
+def rollout_deterministic(agent: Agent, env: EnKFVecEnv, path: int = 0) -> dict:
+    """rollout_paths for one path (env with one env): series cut at the halt."""
+    r = rollout_paths(agent, env, [path])
+    n = int(r["survived"][0])
+    k = n if n == env.T else n + 1  # keep the cycle that halted (its analysis was made)
+    return dict(rmse=r["rmse"][0, :k], spread=r["spread"][0, :k], mean=r["mean"][:k], survived=n)
 
 
 class Evaluator:

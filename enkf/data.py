@@ -70,9 +70,9 @@ def obs_setup(cfg: Config) -> tuple[ObsOp, float]:
     return ObsOp(cfg.N, idx=cfg.obs_idx), cfg.obs_noise_var
 
 
-def make_forecaster(cfg: Config, compile: bool | None = None) -> Forecaster:
+def make_forecaster(cfg: Config, compile: bool | None = None, bucket: bool = False) -> Forecaster:
     return Forecaster(cfg.model, cfg.model_params, cfg.dtda, cfg.steps_per_cycle,
-                      compile=cfg.compile if compile is None else compile)  # fmt: skip
+                      compile=cfg.compile if compile is None else compile, bucket=bucket)  # fmt: skip
 
 
 def simulate_truth(x0, T: int, fc: Forecaster, obs: ObsOp, r: float, gen: torch.Generator, progress=True):

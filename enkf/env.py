@@ -149,13 +149,14 @@ class EnKFVecEnv:
         self._reset_ids(torch.arange(self.B, device=self.device))
         return self._obs()
 
-    def reset_to(self, path: int, start: int = 0, length: int | None = None) -> torch.Tensor:
-        """All envs start on `path` at cycle `start` (evaluation); episodes run `length` cycles (default: to the end)."""
+    def reset_to(self, path, start: int = 0, length: int | None = None) -> torch.Tensor:
+        """Evaluation: all envs start on `path` (an int, or one path per env) at cycle `start`; episodes run
+        `length` cycles (default: to the end of the path)."""
         ids = torch.arange(self.B, device=self.device)
+        paths = torch.as_tensor(path, dtype=torch.long, device=self.device).expand(self.B).clone()
         L = self.L
         self.L = (self.T - start) if length is None else length
-        self._reset_ids(ids, start=torch.full((self.B,), start, device=self.device),
-                        path=torch.full((self.B,), path, device=self.device))  # fmt: skip
+        self._reset_ids(ids, start=torch.full((self.B,), start, device=self.device), path=paths)
         self.L = L
         return self._obs()
 

@@ -76,6 +76,15 @@ def test_forecaster_matches_reference(model, params, n):
     torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
 
 
+def test_forecaster_bucket_padding_is_invisible():
+    x = torch.randn(3, 7, 10, dtype=torch.float64)  # 21 states: padded to 64 inside
+    plain = Forecaster("lorenz96", {"F": 8.0}, dt=0.01, n_steps=20, compile=False)
+    padded = Forecaster("lorenz96", {"F": 8.0}, dt=0.01, n_steps=20, compile=False, bucket=True)
+    out = padded(x)
+    assert out.shape == x.shape
+    torch.testing.assert_close(out, plain(x), rtol=0, atol=0)
+
+
 def test_trajectory_keeps_later_half():
     x0 = torch.randn(6, dtype=torch.float64)
     kept, last = trajectory("lorenz96", {"F": 8.0}, 0.01, x0, 60, keep_from=30, compile=False, chunk=25)

@@ -1,0 +1,444 @@
+"""Benchmark suite: classical filters and trained agents on held-out data (SPEC §5, §8; issue 5).
+
+    python -m enkf.evaluate --config configs/L96_1.py --checkpoint pretrained/L96_1.pt
+    python -m enkf.evaluate --config configs/L96_2.py --checkpoint pretrained/L96_1.pt   # zero-shot transfer
+    python -m enkf.evaluate --config configs/L96_1.py --methods eakf,letkf --n-ens "" --paths 4 --cycles 300
+
+Every method runs on the same held-out data: path 0 of the config's data (never trained on) and a separate
+held-out set of --paths truths from new start points (their own seed, each spun up from a random state; never
+used for data generation or training). Methods: free_run, obs_only, nudging (best constant gain
+xa = xb + g (y - H xb), g picked per set), pertobs, eakf, etkf, letkf (each at the config's inflation and at
+the inflation tuned on a third, separate tuning set), and agents (--checkpoint, repeatable). All start from
+the same first background ensemble. An agent keeps its own architecture and normalization (from the
+checkpoint); only the system (N, F, observations, N_ens) comes from --config, so a local agent can be run
+zero-shot at any N and N_ens.
+Outputs under --out (default logs/<config>/evaluate/): eval.md (tables), eval.json, rmse_over_time.png,
+hovmoller.png, rmse_vs_nens.png. Last line printed: a JSON summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from configs.defaults import REPO_ROOT, Config, ConfigError, load_config
+from enkf import io
+from enkf.data import (
+    DATA_FIELDS,
+    DataError,
+    PathData,
+    assimilate,
+    ensure_data,
+    make_forecaster,
+    obs_setup,
+    rmse,
+    spread,
+)
+from enkf.filters import make_analysis
+from enkf.normalization import Normalizer
+from enkf.sweep import held_out_truth
+
+CLASSICAL = ("free_run", "obs_only", "nudging", "pertobs", "eakf", "etkf", "letkf")
+TUNABLE = ("pertobs", "eakf", "etkf", "letkf")
+NUDGING_GAINS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+INFLATIONS = (1.0, 1.02, 1.05, 1.1, 1.2, 1.35, 1.5, 2.0, 3.0, 5.0)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Data sets
+# ---------------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class EvalSet:
+    name: str
+    truth: torch.Tensor  # (P, T, N)
+    y: torch.Tensor  # (P, T, p)
+    xb: torch.Tensor  # (P, T, M, N) the config EnKF's backgrounds (xb[:, 0] starts every method)
+    xa: torch.Tensor  # (P, T, M, N) the config EnKF's analyses
+
+    @property
+    def P(self) -> int:
+        return self.truth.shape[0]
+
+
+def heldout_set(cfg: Config, name: str, paths: int, cycles: int, seed: int, fc, progress: bool) -> EvalSet:
+    """Independent truths (their own seed), then the config's EnKF from x0 + noise (N_ens members)."""
+    x0, truth, y, gen = held_out_truth(cfg, paths, cycles, 100.0, seed, fc, progress)
+    gen.manual_seed(seed * 1000 + cfg.N_ens)  # the ensemble draw depends on N_ens; the truth does not
+    obs, r = obs_setup(cfg)
+    E0 = x0.unsqueeze(1) + cfg.noise_strength * torch.randn(paths, cfg.N_ens, cfg.N, generator=gen)  # (P, M, N)
+    an = make_analysis(cfg.data_filter, obs, r, cfg.inflation, cfg.loc_radius, cfg.model == "lorenz96", gen)
+    res = assimilate(E0, y, truth, fc, an, store=True, progress=progress, desc=f"{name}: EnKF")
+    return EvalSet(name, truth, y, res["xb"], res["xa"])
+
+
+def path0_set(data: PathData) -> EvalSet:
+    return EvalSet("path 0", data.truth[:1], data.obs[:1], data.xb[:1], data.xa[:1])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Methods
+# ---------------------------------------------------------------------------------------------------
+def cycle(Eb0, y, truth, fc, analysis) -> dict:
+    """Analysis then forecast from the first background Eb0 (B, M, N): rmse, spread (B, T), mean of batch 0."""
+    B, T = y.shape[0], y.shape[1]
+    rm, sp, mean0 = torch.empty(B, T), torch.empty(B, T), torch.empty(T, Eb0.shape[-1])
+    Eb = Eb0
+    for t in range(T):
+        Ea = analysis(Eb, y[:, t])
+        m = Ea.mean(-2)  # (B, N)
+        rm[:, t], sp[:, t], mean0[t] = rmse(m, truth[:, t]), spread(Ea) if Ea.shape[-2] > 1 else 0.0, m[0]
+        Eb = fc(Ea)
+    return {"rmse": rm.numpy(), "spread": sp.numpy(), "mean": mean0.numpy()}
+
+
+def survived(series: np.ndarray, limit: float = 1e3) -> np.ndarray:
+    """Cycles before the first non-finite or exploding RMSE, per row of (P, T)."""
+    bad = ~np.isfinite(series) | (series > limit)
+    return np.where(bad.any(1), bad.argmax(1), series.shape[1])
+
+
+def run_classical(cfg: Config, method: str, inflations, s: EvalSet, fc, gen, burn_in: int) -> list[dict]:
+    """One method on set s, batched over paths x inflations (x nudging gains: the best gain on the set is
+    kept). One result per inflation: rmse, spread (P, T), the analysis mean of path 0 (T, N), seconds/cycle."""
+    obs, r = obs_setup(cfg)
+    P, T = s.P, s.y.shape[1]
+    t0 = time.time()
+    if method == "nudging":
+        G = len(NUDGING_GAINS)
+        g = torch.tensor(NUDGING_GAINS).repeat_interleave(P).view(-1, 1, 1)  # (G*P, 1, 1)
+
+        def an(E, y):  # xa = xb + g (y - H xb) on the observed points
+            inc = torch.zeros_like(E)
+            inc[..., obs.idx] = y.unsqueeze(-2) - E[..., obs.idx]
+            return E + g * inc
+
+        Eb0 = s.xb[:, 0].mean(1, keepdim=True).repeat(G, 1, 1)  # (G*P, 1, N): one state, the first background mean
+        out = cycle(Eb0, s.y.repeat(G, 1, 1), s.truth.repeat(G, 1, 1), fc, an)
+        rm = out["rmse"].reshape(G, P, T)
+        score = [x[:, burn_in:].mean() if (survived(x) == T).all() else np.inf for x in rm]
+        k = int(np.argmin(score))
+        return [dict(method="nudging", param=NUDGING_GAINS[k], rmse=rm[k], spread=np.zeros_like(rm[k]), mean=None,
+                     seconds=(time.time() - t0) / T)]  # fmt: skip
+    n = len(inflations)
+    infl = torch.tensor(inflations, dtype=torch.float32).repeat_interleave(P)  # (n*P,)
+    an = make_analysis(method, obs, r, infl, cfg.loc_radius, cfg.model == "lorenz96", generator=gen)
+    out = cycle(s.xb[:, 0].repeat(n, 1, 1), s.y.repeat(n, 1, 1), s.truth.repeat(n, 1, 1), fc, an)
+    secs = (time.time() - t0) / T
+    rm, sp = out["rmse"].reshape(n, P, T), out["spread"].reshape(n, P, T)
+    return [dict(method=method, param=inflations[i], rmse=rm[i], spread=sp[i], mean=out["mean"] if i == 0 else None,
+                 seconds=secs) for i in range(n)]  # fmt: skip
+
+
+def tune(cfg: Config, method: str, s: EvalSet, fc, gen, burn_in: int, inflations=INFLATIONS) -> float:
+    """The inflation with the lowest time-mean RMSE over the tuning set (diverged runs excluded)."""
+    res = run_classical(cfg, method, list(inflations), s, fc, gen, burn_in)
+    score = [r["rmse"][:, burn_in:].mean() if (survived(r["rmse"]) == r["rmse"].shape[1]).all() else np.inf
+             for r in res]  # fmt: skip
+    return float(inflations[int(np.argmin(score))])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Agents
+# ---------------------------------------------------------------------------------------------------
+def load_agent(path: Path) -> dict:
+    """A training checkpoint or a pretrained file: weights, the agent's config and its normalization."""
+    if not path.is_file():
+        raise ConfigError(f"--checkpoint: {path} not found")
+    try:
+        st = torch.load(path, map_location="cpu", weights_only=False)
+        cfg = Config(**st["config"])
+        norm = Normalizer.from_dict(st["normalization"])
+        weights = st["agent"]
+    except Exception as e:  # noqa: BLE001 - any unreadable file is one clear error
+        raise ConfigError(f"--checkpoint: {path} is not an agent checkpoint ({type(e).__name__}: {e})") from None
+    label = path.stem if path.parent.name != "checkpoints" else f"{path.parent.parent.name}/{path.stem}"
+    return dict(path=str(path), label=f"agent {label}", cfg=cfg, norm=norm, weights=weights,
+                provenance=st.get("provenance"), step=st.get("global_step"))  # fmt: skip
+
+
+def agent_env_config(agent_cfg: Config, target: Config) -> Config:
+    """The agent's RL settings (features, window, action, bound, ...) on the target's system."""
+    return dataclasses.replace(agent_cfg, **{k: getattr(target, k) for k in DATA_FIELDS}, burn_in=target.burn_in,
+                               name=target.name, compile=target.compile)  # fmt: skip
+
+
+def run_agent(ag: dict, target: Config, s: EvalSet) -> dict:
+    import ppo_lstm_enkf as P
+    from enkf.env import EnKFVecEnv
+
+    cfg = agent_env_config(ag["cfg"], target)
+    M, N = s.xb.shape[2], s.truth.shape[2]
+    if ag["cfg"].policy == "global" and (M != ag["cfg"].N_ens or N != ag["cfg"].N):
+        return dict(method=ag["label"], param=None, error=f"policy global is tied to N_ens={ag['cfg'].N_ens}, "
+                    f"N={ag['cfg'].N}")  # fmt: skip
+    data = PathData(truth=s.truth, obs=s.y, xb=s.xb, xa=s.xa, start_idx=np.zeros(s.P, dtype=np.int64),
+                    start_states=s.truth[:, 0], norm=ag["norm"], meta={}, folder=Path("."))  # fmt: skip
+    env = EnKFVecEnv(dataclasses.replace(cfg, N_ens=M), data, s.P, seed=0)
+    agent = P.Agent(cfg, env.C, M, N)
+    agent.load_state_dict(ag["weights"])
+    agent.eval()
+    t0 = time.time()
+    r = P.rollout_paths(agent, env, list(range(s.P)))
+    T = s.y.shape[1]
+    return dict(method=ag["label"], param=None, rmse=r["rmse"], spread=r["spread"], mean=r["mean"],
+                seconds=(time.time() - t0) / T, survived=r["survived"])  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------
+# Summaries, tables, figures
+# ---------------------------------------------------------------------------------------------------
+def summarize(res: dict, burn_in: int, ref: float | None) -> dict:
+    if "error" in res:
+        return {"method": res["method"], "param": res["param"], "error": res["error"]}
+    rm, sp = np.asarray(res["rmse"]), np.asarray(res["spread"])
+    T = rm.shape[1]
+    surv = np.asarray(res.get("survived", survived(rm)))
+    ok = surv == T
+    per_path = np.where(ok, np.nanmean(rm[:, burn_in:], 1) if T > burn_in else np.nan, np.nan)
+    m = float(np.mean(per_path[ok])) if ok.any() else float("nan")
+    spr = float(np.mean(np.nanmean(sp[ok][:, burn_in:], 1))) if ok.any() else float("nan")
+    return {
+        "method": res["method"], "param": res["param"], "rmse": m,
+        "rmse_std": float(np.std(per_path[ok])) if ok.any() else float("nan"),
+        "ratio": m / ref if ref else float("nan"), "spread": spr, "spread_over_rmse": spr / m if m else float("nan"),
+        "cycles_survived_min": int(surv.min()), "paths_survived": int(ok.sum()), "paths": int(len(surv)),
+        "cycles": T, "ms_per_cycle": 1e3 * res["seconds"],
+    }  # fmt: skip
+
+
+def label(r: dict, cfg: Config) -> str:
+    m, p = r["method"], r["param"]
+    if m in TUNABLE:
+        return f"{m} (inflation {p:g}{', config' if r.get('config_inflation') else ', tuned'})"
+    if m == "nudging":
+        return f"nudging (g = {p:g})"
+    return m
+
+
+def table(rows: list[dict], cfg: Config, title: str) -> list[str]:
+    f = lambda x, d=4: "–" if x is None or not math.isfinite(x) else f"{x:.{d}f}"  # noqa: E731
+    out = [f"#### {title}", "", "| method | analysis RMSE (mean ± std over paths) | ratio to EnKF | spread/RMSE | "
+           "cycles survived (min) | paths survived | ms per cycle (all paths) |", "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for r in rows:
+        if "error" in r:
+            out.append(f"| {label(r, cfg)} | n/a: {r['error']} | | | | | |")
+            continue
+        out.append(f"| {label(r, cfg)} | {f(r['rmse'])} ± {f(r['rmse_std'])} | {f(r['ratio'], 3)} | "
+                   f"{f(r['spread_over_rmse'], 2)} | {r['cycles_survived_min']}/{r['cycles']} | "
+                   f"{r['paths_survived']}/{r['paths']} | {f(r['ms_per_cycle'], 2)} |")  # fmt: skip
+    return out + [""]
+
+
+def figures(cfg: Config, s: EvalSet, raws: list[dict], rows: list[dict], nens_rows: dict, out: Path) -> dict:
+    from enkf import plots
+
+    figs = {}
+    series = {}
+    for raw, r in zip(raws, rows, strict=True):
+        if "rmse" in raw:
+            series[label(r, cfg)] = np.asarray(raw["rmse"])[0]
+    figs["rmse_over_time"] = plots.rmse_over_time(series, f"{cfg.name}, {s.name}: analysis RMSE vs truth",
+                                                  out / "rmse_over_time.png")  # fmt: skip
+    truth = s.truth[0].numpy()
+    enkf = s.xa[0].mean(1).numpy()
+    fields = {"truth": truth, f"EnKF ({cfg.data_filter})": enkf, f"error EnKF ({cfg.data_filter})": enkf - truth}
+    agents = [
+        (raw, r)
+        for raw, r in zip(raws, rows, strict=True)
+        if r["method"].startswith("agent") and raw.get("mean") is not None
+    ]
+    for raw, r in agents[:2]:
+        m = np.full_like(truth, np.nan)
+        m[: len(raw["mean"])] = raw["mean"]
+        fields[r["method"]] = m
+        fields[f"error {r['method']}"] = m - truth
+    figs["hovmoller"] = plots.hovmoller(fields, f"{cfg.name}, {s.name}: first 200 cycles", out / "hovmoller.png")
+    if len({M for pts in nens_rows.values() for M, _ in pts}) > 1:
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for name, pts in nens_rows.items():
+            xs = [M for M, r in pts if math.isfinite(r.get("rmse", float("nan")))]
+            ys = [r["rmse"] for M, r in pts if math.isfinite(r.get("rmse", float("nan")))]
+            es = [r["rmse_std"] for M, r in pts if math.isfinite(r.get("rmse", float("nan")))]
+            if xs and name not in ("free_run",):
+                ax.errorbar(xs, ys, yerr=es, marker="o", ms=3, lw=1, capsize=2, label=name)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("ensemble size N_ens")
+        ax.set_ylabel("time-mean analysis RMSE")
+        ax.set_title(f"{cfg.name}: held-out set, RMSE vs ensemble size (diverged runs omitted)")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7, ncol=2)
+        figs["rmse_vs_nens"] = plots._save(fig, out / "rmse_vs_nens.png")
+    return {k: str(v) for k, v in figs.items()}
+
+
+def run_methods(cfg: Config, methods, agents, s: EvalSet, tuned: dict, fc, gen, burn_in) -> tuple[list, list]:
+    raws = []
+    for m in methods:
+        if m in TUNABLE:
+            infl = [cfg.inflation] + ([tuned[m]] if tuned.get(m, cfg.inflation) != cfg.inflation else [])
+            res = run_classical(cfg, m, infl, s, fc, gen, burn_in)
+            res[0]["config_inflation"] = True
+            res[0]["variant"] = "config" if len(res) > 1 else "config = tuned"
+            if len(res) > 1:
+                res[1]["variant"] = "tuned"
+            raws += res
+        else:
+            raws += run_classical(cfg, m, [1.0], s, fc, gen, burn_in)
+    for ag in agents:
+        raws.append(run_agent(ag, cfg, s))
+    ref = next(
+        summarize(r, burn_in, None)["rmse"]
+        for r in raws
+        if r["method"] == cfg.data_filter and r.get("config_inflation")
+    )
+    rows = []
+    for r in raws:
+        row = summarize(r, burn_in, ref)
+        row["config_inflation"], row["variant"] = r.get("config_inflation", False), r.get("variant")
+        rows.append(row)
+    return raws, rows
+
+
+def evaluate(cfg: Config, checkpoints, methods, n_ens, paths, cycles, tune_paths, tune_cycles, seed, path0: bool,
+             out: Path, progress=True) -> dict:  # fmt: skip
+    t_start = time.time()
+    agents = [load_agent(Path(c)) for c in checkpoints]
+    if cfg.data_filter not in methods:
+        methods = [*methods, cfg.data_filter]  # the reference of every ratio
+    fc = make_forecaster(cfg, bucket=True)  # many batch sizes: a few compiles, not one per size
+    gen = torch.Generator().manual_seed(seed)
+    burn = min(cfg.burn_in, cycles // 2)
+    burn_t = min(cfg.burn_in, tune_cycles // 2)
+    sizes = sorted(set(n_ens) | {cfg.N_ens})
+    md = [f"### {cfg.name}: benchmark on held-out data", "",
+          f"System: {cfg.model}, N={cfg.N}, F={cfg.F:g}, obs every {cfg.obs_stride} point(s), R = {cfg.obs_noise_var:g} I, "
+          f"{cfg.oda:g} time units per cycle; EnKF reference: {cfg.data_filter} at the config inflation "
+          f"{cfg.inflation:g}. Time means over cycles {burn}..; tuned inflations chosen on a separate tuning set "
+          f"({tune_paths} paths x {tune_cycles} cycles).", ""]  # fmt: skip
+    for ag in agents:
+        prov = ag["provenance"] or {}
+        md.append(f"- {ag['label']}: {ag['path']}, trained on {ag['cfg'].name} (N={ag['cfg'].N}, F={ag['cfg'].F:g}, "
+                  f"N_ens={ag['cfg'].N_ens}), step {ag['step']}" + (f"; made by `{prov['command']}`" if prov.get("command") else ""))  # fmt: skip
+    md.append("")
+    report = {
+        "config": cfg.name,
+        "seed": seed,
+        "paths": paths,
+        "cycles": cycles,
+        "burn_in": burn,
+        "sets": {},
+        "tuned": {},
+    }
+    nens_rows: dict[str, list] = {}
+    figs = {}
+    for M in sizes:
+        cM = dataclasses.replace(cfg, N_ens=M)
+        t0 = time.time()
+        tune_set = heldout_set(cM, "tuning set", tune_paths, tune_cycles, seed + 1, fc, progress)
+        tuned = {m: tune(cM, m, tune_set, fc, gen, burn_t) for m in methods if m in TUNABLE}
+        report["tuned"][str(M)] = tuned
+        sets = [heldout_set(cM, f"held-out set ({paths} paths)", paths, cycles, seed, fc, progress)]
+        if M == cfg.N_ens and path0:
+            sets.insert(0, path0_set(ensure_data(cfg, progress=progress)))
+        for s in sets:
+            raws, rows = run_methods(cM, methods, agents, s, tuned, fc, gen, burn)
+            report["sets"][f"{s.name}, N_ens={M}"] = rows
+            if M == cfg.N_ens:
+                md += table(rows, cM, f"{s.name}, N_ens = {M}, {s.y.shape[1]} cycles")
+            if s.name.startswith("held-out"):
+                for r in rows:
+                    key = r["method"] if r["method"] not in TUNABLE else f"{r['method']} ({r['variant']})"
+                    nens_rows.setdefault(key, []).append((M, r))
+            if M == cfg.N_ens and s is sets[0]:
+                fig_set, fig_raws, fig_rows = s, raws, rows
+        if progress:
+            print(f"[evaluate] N_ens={M}: {time.time() - t0:.0f} s", file=sys.stderr)
+    if len(sizes) > 1:
+        f = lambda x: "–" if not math.isfinite(x) else f"{x:.3f}"  # noqa: E731
+        md += ["#### Held-out set: analysis RMSE (ratio to the config EnKF at the same N_ens) vs ensemble size", "",
+               "| method | " + " | ".join(f"N_ens={M}" for M in sizes) + " |", "|---|" + "---:|" * len(sizes)]  # fmt: skip
+        for key, pts in nens_rows.items():
+            d = dict(pts)
+            cells = [("n/a" if "error" in d[M] else f"{f(d[M]['rmse'])} ({f(d[M]['ratio'])})") if M in d else "–"
+                     for M in sizes]  # fmt: skip
+            md.append(f"| {key} | " + " | ".join(cells) + " |")
+        md.append("")
+        md.append("Tuned inflations per N_ens: " + "; ".join(
+            f"{M}: " + ", ".join(f"{m} {v:g}" for m, v in report["tuned"][str(M)].items()) for M in sizes))  # fmt: skip
+        md.append("")
+    figs = figures(cfg, fig_set, fig_raws, fig_rows, nens_rows, out)
+    md.append("Figures: " + ", ".join(Path(p).name for p in figs.values()))
+    report["seconds"] = round(time.time() - t_start, 1)
+    md.append(f"\nMade {time.strftime('%Y-%m-%d')} in {report['seconds']:.0f} s.")
+    io.write_text(out / "eval.md", "\n".join(md) + "\n")
+    io.write_json(out / "eval.json", report)
+    report["markdown"], report["figures"] = str(out / "eval.md"), figs
+    return report
+
+
+def _ints(s: str, flag: str) -> list[int]:
+    try:
+        v = [int(x) for x in s.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"command line: {flag} '{s}' must be comma-separated integers") from None
+    if any(x < 2 or x > 4096 for x in v):
+        raise ConfigError(f"command line: {flag} values must be in [2, 4096], got '{s}'")
+    return v
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m enkf.evaluate", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--checkpoint", action="append", default=[], help="agent checkpoint (repeatable)")
+    ap.add_argument("--methods", default="free_run,obs_only,nudging,pertobs,eakf,letkf",
+                    help=f"comma list of {', '.join(CLASSICAL)}")  # fmt: skip
+    ap.add_argument("--n-ens", default="5,10,20,40", help="ensemble sizes for the RMSE-vs-N_ens sweep ('' = none)")
+    ap.add_argument("--paths", type=int, default=10, help="held-out paths (own seed)")
+    ap.add_argument("--cycles", type=int, default=1000)
+    ap.add_argument("--tune-paths", type=int, default=4)
+    ap.add_argument("--tune-cycles", type=int, default=500)
+    ap.add_argument("--seed", type=int, default=None, help="held-out seed (default: data_seed + 104729)")
+    ap.add_argument("--no-path0", action="store_true", help="skip path 0 of the config's data (no data needed)")
+    ap.add_argument("--out", default="", help="output folder (default logs/<config>/evaluate)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+    ap.add_argument("--quiet", action="store_true")
+    a = ap.parse_args(argv)
+    try:
+        cfg = load_config(a.config)
+        methods = [m.strip() for m in a.methods.split(",") if m.strip()]
+        bad = [m for m in methods if m not in CLASSICAL]
+        if bad:
+            raise ConfigError(
+                f"command line: --methods: unknown method(s) {', '.join(bad)} (allowed: {', '.join(CLASSICAL)})"
+            )
+        n_ens = _ints(a.n_ens, "--n-ens")
+        if a.paths < 1 or a.tune_paths < 1 or a.cycles < 2 or a.tune_cycles < 2:
+            raise ConfigError("command line: need --paths >= 1, --tune-paths >= 1, --cycles >= 2, --tune-cycles >= 2")
+        if a.threads:
+            torch.set_num_threads(a.threads)
+        out = Path(a.out) if a.out else REPO_ROOT / "logs" / cfg.name / "evaluate"
+        seed = cfg.data_seed + 104729 if a.seed is None else a.seed
+        rep = evaluate(cfg, a.checkpoint, methods, n_ens, a.paths, a.cycles, a.tune_paths, a.tune_cycles, seed,
+                       not a.no_path0, out, progress=not a.quiet)  # fmt: skip
+    except (ConfigError, DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(Path(rep["markdown"]).read_text(), file=sys.stderr)
+    print(json.dumps({"markdown": rep["markdown"], "figures": rep["figures"], "seconds": rep["seconds"],
+                      "tuned": rep["tuned"]}))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
