@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from enkf import io  # noqa: E402
 
+KEYS = ("agent_rmse", "enkf_rmse", "ratio", "obs_only_rmse", "nudging_rmse", "cycles_survived", "spread_over_rmse",
+        "agent_spread", "steps", "sps", "seconds", "run")  # fmt: skip
 OURS = ("ours (default)", [])
 # factor -> rows (label, flags); the default row is shared by every factor
 FACTORS: dict[str, list[tuple[str, list[str]]]] = {
@@ -111,6 +113,14 @@ def run_one(a, factor: str, label: str, flags: list[str], seed: int, out: Path) 
     res_path = out / "runs" / f"{key}.json"
     if res_path.is_file() or not claim(out / "claims" / key):
         return None
+    res = {"factor": factor, "label": label, "flags": flags, "seed": seed, "minutes": a.minutes}
+    final = ROOT / "logs" / Path(a.config).stem / "runs" / f"ablate__{key}" / "final.json"
+    if final.is_file():  # finished before its worker could record it (e.g. the worker was killed): harvest it
+        done = json.loads(final.read_text())
+        if not done.get("interrupted") and done.get("cycles_survived") is not None:
+            io.write_json(res_path, res | {"returncode": 0, "harvested": True} | {k: done.get(k) for k in KEYS})
+            (out / "claims" / key).unlink(missing_ok=True)
+            return res
     log = out / "logs" / f"{key}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, str(ROOT / "bench" / "learning.py"), "--config", a.config, "--minutes", str(a.minutes),
@@ -121,13 +131,15 @@ def run_one(a, factor: str, label: str, flags: list[str], seed: int, out: Path) 
     with open(log, "w") as f:
         p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=f, text=True, cwd=ROOT)
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
-    res = {"factor": factor, "label": label, "flags": flags, "seed": seed, "minutes": a.minutes,
-           "returncode": p.returncode, "wall_s": round(time.time() - t0, 1)}  # fmt: skip
+    res |= {"returncode": p.returncode, "wall_s": round(time.time() - t0, 1)}
     if p.returncode == 0 and lines:
         res |= json.loads(lines[-1])
     else:
         res["error"] = (p.stdout.strip().splitlines() or ["(no output)"])[-1][:500] + f" (see {log})"
-    io.write_json(res_path, res)
+    if p.returncode == 0 and res.get("cycles_survived") is None:  # interrupted (signal): not a result, rerun it
+        print(f"[ablate] {label} seed {seed} was interrupted; not recorded", file=sys.stderr, flush=True)
+    else:
+        io.write_json(res_path, res)
     (out / "claims" / key).unlink(missing_ok=True)
     print(f"[ablate] {time.strftime('%H:%M:%S')} done  {label} seed {seed}: ratio {res.get('ratio')}, "
           f"survived {res.get('cycles_survived')}", file=sys.stderr, flush=True)  # fmt: skip
