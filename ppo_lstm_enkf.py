@@ -13,6 +13,7 @@ eval/ (plots + summary.md per evaluation), and final.json; the last line printed
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io as _io
 import json
@@ -30,11 +31,12 @@ import torch.nn as nn
 import tyro
 from torch.utils.tensorboard import SummaryWriter
 
-from configs.defaults import FIELDS, REPO_ROOT, Config, ConfigError, load_config, make_config
+from configs.defaults import FIELDS, LOGS_ROOT, Config, ConfigError, load_config, make_config
 from enkf import io
 from enkf.data import DataError, ensure_data, obs_setup
 from enkf.env import EnKFVecEnv
 from enkf.evaluation import path_baselines, write_report
+from enkf.normalization import Normalizer
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,10 @@ class Args(Config):
     eval_only: bool = False
     """Only evaluate --checkpoint on path 0 (plots + summary), no training."""
     checkpoint: str = ""
-    """Checkpoint for --eval-only (or to initialise a new run's weights)."""
+    """Checkpoint for --eval-only."""
+    init_from: str = ""
+    """Fine-tuning: start a new run from this checkpoint's agent (trained on any config or ensemble size with the
+    same architecture fields); its normalization statistics are kept, so step 0 is the zero-shot agent."""
     max_minutes: float = 0.0
     """Stop training after this many wall-clock minutes (0 = no limit); a checkpoint and a final eval follow."""
     progress: bool = True
@@ -74,7 +79,23 @@ def parse_args(argv=None) -> tuple[Config, Args]:
         elif a.startswith("--config="):
             cfg_path = a.split("=", 1)[1]
     base = load_config(cfg_path)
-    args = tyro.cli(Args, args=argv, default=Args(**base.to_dict(), config=cfg_path))
+    err = _io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            args = tyro.cli(Args, args=argv, default=Args(**base.to_dict(), config=cfg_path))
+    except SystemExit as e:
+        if not e.code:
+            raise
+        # tyro draws a multi-line box; keep its message lines as one line
+        lines = [ln.strip(" │╭╮╰╯─\n") for ln in err.getvalue().splitlines()]
+        lines = [ln for ln in lines if ln]
+        title, body = (lines[0], lines[1:]) if lines else ("error", [])
+        keep = []
+        for ln in body:
+            if ln.startswith(("Argument helptext", "For full helptext", "Perhaps you meant", "Arguments similar")):
+                break
+            keep.append(ln)
+        raise ConfigError(f"command line: {title}: {' '.join(keep)} (see --help)") from None
     changed = {k: getattr(args, k) for k in FIELDS if getattr(args, k) != getattr(base, k)}
     cfg = make_config(changed, f"{cfg_path} (command line)", base=base) if changed else base
     return cfg, args
@@ -362,6 +383,32 @@ class Evaluator:
 # ---------------------------------------------------------------------------------------------------
 # Checkpoints (atomic) and run folders
 # ---------------------------------------------------------------------------------------------------
+ARCH_FIELDS = ("agents", "policy", "features", "temporal_window", "hidden", "kernel", "lstm_hidden", "lstm_layers",
+               "anomaly_gate", "action", "bound")  # fmt: skip
+
+
+def load_checkpoint(path, device="cpu", flag: str = "--checkpoint") -> dict:
+    """A checkpoint (training or pretrained) as a dict with at least agent, config and normalization;
+    any unreadable file is one clear ConfigError."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{flag}: {p} not found")
+    try:
+        st = torch.load(p, map_location=device, weights_only=False)
+        missing = [k for k in ("agent", "config", "normalization") if k not in st]
+    except Exception as e:  # noqa: BLE001 - a bad file of any kind is one clear error
+        raise ConfigError(f"{flag}: {p} is not a readable checkpoint ({type(e).__name__}: {str(e)[:120]})") from None
+    if missing:
+        raise ConfigError(f"{flag}: {p} is not an agent checkpoint (missing: {', '.join(missing)})")
+    return st
+
+
+def check_arch(st: dict, cfg: Config, path, flag: str) -> None:
+    diff = [f"{k}={st['config'].get(k)!r}" for k in ARCH_FIELDS if st["config"].get(k) != getattr(cfg, k)]
+    if diff:
+        raise ConfigError(f"{flag}: {path} has a different architecture ({', '.join(diff)}); pass the same values")
+
+
 def save_checkpoint(path: Path, **state) -> None:
     buf = _io.BytesIO()
     torch.save(state, buf)
@@ -382,7 +429,7 @@ RESUMABLE = ("total_timesteps", "eval_interval", "checkpoint_interval", "torch_t
 
 
 def run_folder(cfg: Config, args: Args) -> Path:
-    root = REPO_ROOT / "logs" / cfg.name / "runs"
+    root = LOGS_ROOT / cfg.name / "runs"
     if args.run_name:
         return root / args.run_name
     if args.resume:
@@ -402,6 +449,11 @@ def train(cfg: Config, args: Args) -> dict:
     run = run_folder(cfg, args)
     ckpt_dir = run / "checkpoints"
     data = ensure_data(cfg, Path(args.data_dir) if args.data_dir else None)
+    init = None
+    if args.init_from and not args.resume:
+        init = load_checkpoint(args.init_from, device, "--init-from")
+        check_arch(init, cfg, args.init_from, "--init-from")
+        data = dataclasses.replace(data, norm=Normalizer.from_dict(init["normalization"]))  # the agent's own scales
     if data.truth.shape[0] < 2:
         raise ConfigError(f"{args.config}: field 'num_paths' must be >= 2 for training (path 0 is held out)")
 
@@ -440,17 +492,20 @@ def train(cfg: Config, args: Args) -> dict:
         set_rng_state(st["rng"])
         print(f"[resume] {run.name}: step {global_step}, iteration {iteration}, curriculum {curriculum.n} paths",
               file=sys.stderr)  # fmt: skip
-    elif args.checkpoint:
-        agent.load_state_dict(torch.load(args.checkpoint, map_location=device, weights_only=False)["agent"])
+    elif init is not None:
+        agent.load_state_dict(init["agent"])
+        print(f"[init] weights from {args.init_from} (trained on {init['config'].get('name')}, "
+              f"step {init.get('global_step')})", file=sys.stderr)  # fmt: skip
 
     run.mkdir(parents=True, exist_ok=True)
     io.write_json(run / "config.json", cfg.to_dict())
-    writer = SummaryWriter(str(run), purge_step=global_step if args.resume else None)
+    writer = SummaryWriter(str(run), purge_step=global_step + 1 if args.resume else None)
     if not args.resume:
         writer.add_text("config", "|field|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in cfg.to_dict().items()))
     evaluator = Evaluator(cfg, data, device)
 
     def checkpoint(name="latest.pt"):
+        writer.flush()  # every logged step up to the checkpoint is on disk: a resume continues without a gap
         save_checkpoint(ckpt_dir / name, agent=agent.state_dict(), optimizer=optimizer.state_dict(),
                         curriculum=curriculum.state_dict(), env=env.state_dict(), value_rms=dict(value_rms.__dict__),
                         global_step=global_step, iteration=iteration, best=best, next_obs=next_obs.cpu(),
@@ -616,6 +671,8 @@ def train(cfg: Config, args: Args) -> dict:
                     optimizer.zero_grad()
                     if not torch.isfinite(loss):
                         skipped += 1
+                        print(f"[warn] iteration {iteration}: non-finite loss, update skipped ({skipped} so far)",
+                              file=sys.stderr)  # fmt: skip
                         continue
                     loss.backward()
                     gn = nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
@@ -719,14 +776,15 @@ def eval_only(cfg: Config, args: Args) -> dict:
     if not args.checkpoint:
         raise ConfigError("--eval-only needs --checkpoint PATH")
     ck = Path(args.checkpoint)
-    if not ck.is_file():
-        raise ConfigError(f"--checkpoint: {ck} not found")
-    st = torch.load(ck, map_location=args.device, weights_only=False)
+    st = load_checkpoint(ck, args.device)
+    check_arch(st, cfg, ck, "--checkpoint")
     data = ensure_data(cfg, Path(args.data_dir) if args.data_dir else None)
+    data = dataclasses.replace(data, norm=Normalizer.from_dict(st["normalization"]))  # the agent's own scales
     env = EnKFVecEnv(cfg, data, 1, device=args.device)
     agent = Agent(cfg, env.C, env.M, env.N).to(args.device)
     agent.load_state_dict(st["agent"])
-    folder = ck.parent.parent / "eval" / f"eval_only_{ck.stem}_{cfg.name}"
+    root = ck.parent.parent / "eval" if ck.parent.name == "checkpoints" else LOGS_ROOT / cfg.name / "eval_only"
+    folder = root / f"eval_only_{ck.stem}_{cfg.name}"
     s = Evaluator(cfg, data, args.device)(agent, folder, f"{cfg.name} agent ({ck.name})", st.get("global_step"))
     return {k: v for k, v in s.items() if k != "figures"} | {"folder": str(folder)}
 

@@ -14,11 +14,14 @@ import difflib
 import hashlib
 import json
 import math
+import os
 import runpy
 from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+LOGS_ROOT = Path(os.environ.get("RL4DA_LOGS") or REPO_ROOT / "logs")
+"""Where data, runs and reports go (logs/ in the repository; the environment variable RL4DA_LOGS moves it)."""
 
 
 class ConfigError(ValueError):

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from configs.defaults import REPO_ROOT, Config, ConfigError, load_config
+from configs.defaults import LOGS_ROOT, Config, ConfigError, load_config
 from enkf import io
 from enkf.filters import ObsOp, make_analysis
 from enkf.normalization import Normalizer
@@ -56,7 +56,7 @@ class DataError(RuntimeError):
 
 
 def data_dir_for(cfg: Config) -> Path:
-    return REPO_ROOT / "logs" / cfg.name / "data"
+    return LOGS_ROOT / cfg.name / "data"
 
 
 def data_fingerprint(cfg: Config) -> str:
@@ -322,7 +322,18 @@ def folder_lock(folder: Path):
 
 
 def ensure_data(cfg: Config, folder: Path | None = None, force: bool = False, progress=True) -> PathData:
-    """Load the data for cfg, generating it first if it is missing, stale, incomplete or force is set."""
+    """Load the data for cfg, generating it first if it is missing, stale, incomplete or force is set.
+    A folder given explicitly that holds complete data of another config is refused, not overwritten."""
+    if folder is not None and not force and (Path(folder) / "meta.json").is_file():
+        try:
+            meta = json.loads((Path(folder) / "meta.json").read_text())
+        except json.JSONDecodeError:
+            meta = {}
+        if meta.get("fingerprint") not in (None, data_fingerprint(cfg)):
+            old = meta.get("config", {})
+            changed = [k for k in DATA_FIELDS if old.get(k) != getattr(cfg, k)]
+            raise DataError(f"{folder}: holds the data of another config ({old.get('name', '?')}; differs in "
+                            f"{', '.join(changed) or 'format'}); pass that config, or another --data-dir")  # fmt: skip
     folder = Path(folder) if folder else data_dir_for(cfg)
     if not force:
         try:

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from configs.defaults import REPO_ROOT, Config, ConfigError, load_config
+from configs.defaults import LOGS_ROOT, Config, ConfigError, load_config
 from enkf import io
 from enkf.data import (
     DATA_FIELDS,
@@ -150,18 +150,16 @@ def tune(cfg: Config, method: str, s: EvalSet, fc, gen, burn_in: int, inflations
 # ---------------------------------------------------------------------------------------------------
 def load_agent(path: Path) -> dict:
     """A training checkpoint or a pretrained file: weights, the agent's config and its normalization."""
-    if not path.is_file():
-        raise ConfigError(f"--checkpoint: {path} not found")
+    import ppo_lstm_enkf as P
+
+    st = P.load_checkpoint(path)
     try:
-        st = torch.load(path, map_location="cpu", weights_only=False)
         cfg = Config(**st["config"])
-        norm = Normalizer.from_dict(st["normalization"])
-        weights = st["agent"]
-    except Exception as e:  # noqa: BLE001 - any unreadable file is one clear error
-        raise ConfigError(f"--checkpoint: {path} is not an agent checkpoint ({type(e).__name__}: {e})") from None
+    except TypeError as e:
+        raise ConfigError(f"--checkpoint: {path}: its config does not match this version ({e})") from None
     label = path.stem if path.parent.name != "checkpoints" else f"{path.parent.parent.name}/{path.stem}"
-    return dict(path=str(path), label=f"agent {label}", cfg=cfg, norm=norm, weights=weights,
-                provenance=st.get("provenance"), step=st.get("global_step"))  # fmt: skip
+    return dict(path=str(path), label=f"agent {label}", cfg=cfg, norm=Normalizer.from_dict(st["normalization"]),
+                weights=st["agent"], provenance=st.get("provenance"), step=st.get("global_step"))  # fmt: skip
 
 
 def agent_env_config(agent_cfg: Config, target: Config) -> Config:
@@ -427,7 +425,7 @@ def main(argv=None) -> int:
             raise ConfigError("command line: need --paths >= 1, --tune-paths >= 1, --cycles >= 2, --tune-cycles >= 2")
         if a.threads:
             torch.set_num_threads(a.threads)
-        out = Path(a.out) if a.out else REPO_ROOT / "logs" / cfg.name / "evaluate"
+        out = Path(a.out) if a.out else LOGS_ROOT / cfg.name / "evaluate"
         seed = cfg.data_seed + 104729 if a.seed is None else a.seed
         rep = evaluate(cfg, a.checkpoint, methods, n_ens, a.paths, a.cycles, a.tune_paths, a.tune_cycles, seed,
                        not a.no_path0, out, progress=not a.quiet)  # fmt: skip

@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from configs.defaults import REPO_ROOT, ConfigError, load_config
+from configs.defaults import LOGS_ROOT, ConfigError, load_config
 from enkf import io
 from enkf.data import assimilate, make_forecaster, obs_setup, simulate_truth, time_mean
 from enkf.filters import make_analysis
@@ -146,7 +146,7 @@ def main(argv=None) -> int:
     results = run_sweep(cfg, filters, infl, args.cycles, args.paths, burn_in, args.spinup_time, args.seed,
                         progress=not args.quiet)  # fmt: skip
     md = markdown(cfg, results, args.cycles, args.paths, burn_in)
-    out = REPO_ROOT / "logs" / cfg.name / "sweep"
+    out = LOGS_ROOT / cfg.name / "sweep"
     io.write_text(out / "sweep.md", md)
     payload = {"config": cfg.name, "cycles": args.cycles, "paths": args.paths, "burn_in": burn_in,
                "results": results}  # fmt: skip

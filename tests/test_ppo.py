@@ -105,7 +105,7 @@ def test_per_member_training_logs_agent_statistics(tiny_cfg_file, tiny_data, tmp
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     _, data_dir, _, _ = tiny_data
-    monkeypatch.setattr(P, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(P, "LOGS_ROOT", tmp_path / "logs")
     out = _run(["--config", str(tiny_cfg_file), "--data-dir", str(data_dir), "--total-timesteps", str(2 * 64),
                 "--no-progress", "--run-name", "pm", "--agents", "per-member", "--policy", "global"])  # fmt: skip
     assert out["steps"] == 128 and out["cycles"] == 60
@@ -123,7 +123,7 @@ def _run(argv):
 @pytest.mark.parametrize("mode", ["self_critical", "gae"])
 def test_checkpoint_resume_reproduces_training_exactly(tiny_cfg_file, tiny_data, tmp_path, monkeypatch, mode):
     _, data_dir, _, _ = tiny_data
-    monkeypatch.setattr(P, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(P, "LOGS_ROOT", tmp_path / "logs")
     common = ["--config", str(tiny_cfg_file), "--data-dir", str(data_dir), "--total-timesteps", str(3 * 64),
               "--no-progress", "--seed", "3", "--advantage", mode]  # fmt: skip
     if mode == "gae":
@@ -151,7 +151,7 @@ def test_checkpoint_resume_reproduces_training_exactly(tiny_cfg_file, tiny_data,
 
 def test_eval_only(tiny_cfg_file, tiny_data, tmp_path, monkeypatch):
     _, data_dir, _, _ = tiny_data
-    monkeypatch.setattr(P, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(P, "LOGS_ROOT", tmp_path / "logs")
     r = _run(["--config", str(tiny_cfg_file), "--data-dir", str(data_dir), "--total-timesteps", "64", "--no-progress",
               "--run-name", "e"])  # fmt: skip
     ck = tmp_path / "logs" / "tiny" / "runs" / "e" / "checkpoints" / "latest.pt"
@@ -164,7 +164,7 @@ def test_eval_only(tiny_cfg_file, tiny_data, tmp_path, monkeypatch):
 def test_smoke_training_beats_zero_increment(tiny_cfg_file, tiny_data, tmp_path, monkeypatch):
     """A short training on the tiny config: the deterministic policy's reward beats the zero-increment policy."""
     _, data_dir, _, d = tiny_data
-    monkeypatch.setattr(P, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(P, "LOGS_ROOT", tmp_path / "logs")
     cfg, args = P.parse_args(["--config", str(tiny_cfg_file), "--data-dir", str(data_dir), "--total-timesteps", "12000",
                               "--no-progress", "--run-name", "smoke", "--learning-rate", "0.003",
                               "--init-action-std", "0.05"])  # fmt: skip
