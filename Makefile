@@ -4,14 +4,18 @@ PY ?= .venv/bin/python
 CONFIG ?= configs/L96_1.py
 CONFIGS ?= configs/L96_1.py configs/L96_2.py configs/L96_3.py
 ARGS ?=
-CHECKPOINT ?=
+CHECKPOINT ?= $(wildcard pretrained/$(basename $(notdir $(CONFIG))).pt)
+TRIALS ?= 20
+LOGS := $(or $(RL4DA_LOGS),logs)
 PORT ?= 6006
 HOST ?= 127.0.0.1
 MINUTES ?= 30
 SEED ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install data data-all sweep train eval tensorboard test lint format bench-data bench-env bench-learning clean reset
+.PHONY: help install data data-all sweep train train-all status stop eval eval-path0 tune tensorboard tensorboard-bg \
+	test lint format bench-data bench-env bench-learning bench-ablate clean clear reset restart_training end_training \
+	visualize
 
 help: ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  make %-14s %s\n", $$1, $$2}'
@@ -36,12 +40,38 @@ sweep: install ## filter x inflation sweep for CONFIG (ARGS for --filters/--infl
 train: install ## train an agent on CONFIG (data generated if missing; ARGS for flags)
 	$(PY) ppo_lstm_enkf.py --config $(CONFIG) $(ARGS)
 
-eval: install ## evaluate CHECKPOINT on held-out path 0 of CONFIG
-	@test -n "$(CHECKPOINT)" || { echo "usage: make eval CHECKPOINT=logs/<config>/runs/<run>/checkpoints/best.pt [CONFIG=...]"; exit 2; }
+train-all: install ## train every config of CONFIGS in parallel (ARGS: flags; BACKGROUND=1 detaches)
+	PY=$(PY) scripts/train_concurrent.sh $(if $(BACKGROUND),--background) $(CONFIGS) -- $(ARGS)
+
+status: ## which trainings run (PID files), their last progress line, exit codes; TensorBoard
+	@PY=$(PY) scripts/train_concurrent.sh --status
+	@if [ -f $(LOGS)/tensorboard.pid ] && kill -0 $$(cat $(LOGS)/tensorboard.pid) 2>/dev/null; then \
+		echo "tensorboard    running (pid $$(cat $(LOGS)/tensorboard.pid)), see $(LOGS)/tensorboard.log"; fi
+
+stop: ## SIGTERM every training (each checkpoints, then exits) and the background TensorBoard
+	@PY=$(PY) scripts/train_concurrent.sh --stop
+	@if [ -f $(LOGS)/tensorboard.pid ]; then kill $$(cat $(LOGS)/tensorboard.pid) 2>/dev/null && echo "tensorboard stopped"; \
+		rm -f $(LOGS)/tensorboard.pid; fi
+
+eval: install ## benchmark suite on held-out data: filters + agent CHECKPOINT (default pretrained/<config>.pt)
+	$(PY) -m enkf.evaluate --config $(CONFIG) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) $(ARGS)
+
+eval-path0: install ## evaluate CHECKPOINT on held-out path 0 only (plots + summary beside the run)
+	@test -n "$(CHECKPOINT)" || { echo "usage: make eval-path0 CHECKPOINT=logs/<config>/runs/<run>/checkpoints/best.pt"; exit 2; }
 	$(PY) ppo_lstm_enkf.py --config $(CONFIG) --eval-only --checkpoint $(CHECKPOINT) $(ARGS)
 
+tune: install ## Optuna search on CONFIG: TRIALS trials (ARGS: --minutes, --storage, --study-name, --timeout)
+	$(PY) scripts/tune.py --config $(CONFIG) --n-trials $(TRIALS) $(ARGS)
+
 tensorboard: install ## serve logs/ in TensorBoard (PORT, HOST)
-	$(PY) -m tensorboard.main --logdir logs --port $(PORT) --host $(HOST)
+	$(PY) -m tensorboard.main --logdir $(LOGS) --port $(PORT) --host $(HOST)
+
+tensorboard-bg: install ## TensorBoard in the background (PID in logs/tensorboard.pid; `make stop` ends it)
+	@mkdir -p $(LOGS)
+	@if [ -f $(LOGS)/tensorboard.pid ] && kill -0 $$(cat $(LOGS)/tensorboard.pid) 2>/dev/null; then \
+		echo "tensorboard already running (pid $$(cat $(LOGS)/tensorboard.pid))"; else \
+		nohup $(PY) -m tensorboard.main --logdir $(LOGS) --port $(PORT) --host $(HOST) > $(LOGS)/tensorboard.log 2>&1 & \
+		echo $$! > $(LOGS)/tensorboard.pid; echo "tensorboard on http://$(HOST):$(PORT) (pid $$!)"; fi
 
 test: install ## run the test suite
 	$(PY) -m pytest -q tests
@@ -63,8 +93,30 @@ bench-env: install ## environment throughput vs a naive per-member loop (prints 
 bench-learning: install ## train CONFIG for MINUTES on one core, evaluate on path 0 (prints figures)
 	$(PY) bench/learning.py --config $(CONFIG) --minutes $(MINUTES) --seed $(SEED)
 
+bench-ablate: install ## one-factor ablations on CONFIG, MINUTES per run (default 4 here), 2 seeds, 2 workers
+	$(PY) bench/ablate.py --config $(CONFIG) --minutes $(if $(filter command line,$(origin MINUTES)),$(MINUTES),4) --seeds 1 2 --workers 2 $(ARGS)
+
+visualize: install ## plots + summary of the newest run of each config in CONFIGS (its best, else latest, checkpoint)
+	@for c in $(CONFIGS); do n=$$(basename $$c .py); \
+		ck=$$(ls -t $(LOGS)/$$n/runs/*/checkpoints/best.pt 2>/dev/null | head -n 1); \
+		[ -n "$$ck" ] || ck=$$(ls -t $(LOGS)/$$n/runs/*/checkpoints/latest.pt 2>/dev/null | head -n 1); \
+		if [ -z "$$ck" ]; then echo "$$n: no run with a checkpoint"; continue; fi; \
+		echo "$$n: $$ck"; $(PY) ppo_lstm_enkf.py --config $$c --eval-only --checkpoint $$ck | tail -n 1; done
+
+# the user's previous target names
+clear: ## remove training runs, training logs and PID files (keeps data)
+	rm -rf $(LOGS)/*/runs $(LOGS)/*/train.log $(LOGS)/*/train.pid $(LOGS)/*/train.exit $(LOGS)/train_all.log
+
+restart_training: ## clear, then train-all and TensorBoard in the background
+	$(MAKE) stop
+	$(MAKE) clear
+	$(MAKE) train-all BACKGROUND=1
+	$(MAKE) tensorboard-bg
+
+end_training: stop ## = stop
+
 clean: ## remove caches (keeps logs/)
 	find . -name __pycache__ -prune -exec rm -rf {} + ; rm -rf .pytest_cache .ruff_cache
 
 reset: clean ## remove everything generated: logs/ (data, runs) — configs are kept
-	rm -rf logs
+	rm -rf $(LOGS)

@@ -442,7 +442,9 @@ def run_folder(cfg: Config, args: Args) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------------
-def train(cfg: Config, args: Args) -> dict:
+def train(cfg: Config, args: Args, on_eval=None) -> dict:
+    """Train (or resume) a run; returns the final summary. on_eval(step, summary) is called after each periodic
+    evaluation; if it returns True, training stops there (the tuner's pruning)."""
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     device = torch.device(args.device)
@@ -552,6 +554,7 @@ def train(cfg: Config, args: Args) -> dict:
     )
     recent_rmse: list[float] = []
     skipped = 0
+    pruned = False
     try:
         while iteration < num_iterations and not stop["flag"]:
             if args.max_minutes and time.time() - t_start > 60 * args.max_minutes:
@@ -740,6 +743,9 @@ def train(cfg: Config, args: Args) -> dict:
             if next_eval is not None and global_step >= next_eval:
                 s = evaluate()
                 next_eval += cfg.eval_interval
+                if on_eval is not None and on_eval(global_step, s):
+                    pruned = True
+                    break
                 if args.progress:
                     print(f"[eval] step {global_step}: agent RMSE {s['agent_rmse']:.4f} (ratio {s['ratio']:.3f}, "
                           f"spread/RMSE {s['spread_over_rmse']:.2f}, survived {s['cycles_survived']})", file=sys.stderr)  # fmt: skip
@@ -754,13 +760,13 @@ def train(cfg: Config, args: Args) -> dict:
             signal.signal(s_, h)
         checkpoint()
     interrupted = stop["flag"]
-    final = evaluate(final=True) if not interrupted else None
+    final = evaluate(final=True) if not (interrupted or pruned) else None
     checkpoint()
     writer.close()
     out = {k: v for k, v in (final or {}).items() if k != "figures"}
     out.update(run=str(run), steps=global_step, iterations=iteration, curriculum_paths=curriculum.n,
                seconds=round(time.time() - t_start, 1), sps=int((global_step - step0) / max(time.time() - t_start, 1e-9)),
-               interrupted=interrupted, best=best)  # fmt: skip
+               interrupted=interrupted, pruned=pruned, best=best)  # fmt: skip
     io.write_json(run / "final.json", out)
     return out
 
