@@ -323,14 +323,15 @@ def folder_lock(folder: Path):
 
 def ensure_data(cfg: Config, folder: Path | None = None, force: bool = False, progress=True) -> PathData:
     """Load the data for cfg, generating it first if it is missing, stale, incomplete or force is set.
-    A folder given explicitly that holds complete data of another config is refused, not overwritten."""
+    A folder given explicitly that holds the data of another config (another name) is refused, not
+    overwritten; data of an earlier version of the same config are stale and regenerated."""
     if folder is not None and not force and (Path(folder) / "meta.json").is_file():
         try:
             meta = json.loads((Path(folder) / "meta.json").read_text())
         except json.JSONDecodeError:
             meta = {}
-        if meta.get("fingerprint") not in (None, data_fingerprint(cfg)):
-            old = meta.get("config", {})
+        old = meta.get("config", {})
+        if meta.get("fingerprint") not in (None, data_fingerprint(cfg)) and old.get("name", cfg.name) != cfg.name:
             changed = [k for k in DATA_FIELDS if old.get(k) != getattr(cfg, k)]
             raise DataError(f"{folder}: holds the data of another config ({old.get('name', '?')}; differs in "
                             f"{', '.join(changed) or 'format'}); pass that config, or another --data-dir")  # fmt: skip

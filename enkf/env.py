@@ -46,7 +46,7 @@ class EnKFVecEnv:
     """Batched EnKF-analysis environment over stored paths (torch, CPU or CUDA)."""
 
     def __init__(self, cfg: Config, data: PathData, num_envs: int, device="cpu", seed: int = 0,
-                 episode_length: int | None = None, compile: bool | None = None):  # fmt: skip
+                 episode_length: int | None = None, compile: bool | None = None, forecaster=None):  # fmt: skip
         self.cfg, self.data, self.B, self.device = cfg, data, num_envs, torch.device(device)
         self.M, self.N = cfg.N_ens, cfg.N
         self.T = data.truth.shape[1]
@@ -57,7 +57,7 @@ class EnKFVecEnv:
         self.C = self.W * self.F
         self.bound = cfg.bound
         self.obs_op, self.r = obs_setup(cfg)
-        self.fc = make_forecaster(cfg, compile)
+        self.fc = forecaster or make_forecaster(cfg, compile)
         self.gen = torch.Generator().manual_seed(seed)
         dev = self.device
         self.truth, self.y = data.truth.to(dev), data.obs.to(dev)  # (P, T, N), (P, T, p)
@@ -310,7 +310,7 @@ class EnKFGymEnv(gym.Env):
         obs = res.info["final_obs"] if res.truncated[0] else res.obs
         if res.terminated[0]:
             obs = res.obs  # the env already reset; the pre-halt forecast was invalid
-        info = {k: (v[0].item() if isinstance(v, torch.Tensor) and v.ndim == 1 else v)
+        info = {k: ((v[0].item() if v.ndim == 1 else v[0].cpu().numpy()) if isinstance(v, torch.Tensor) else v)
                 for k, v in res.info.items() if k != "final_obs"}  # fmt: skip
         info["cell_reward"] = res.reward[0].cpu().numpy()
         return (obs[0].cpu().numpy().astype(np.float32), float(res.reward[0].mean()), bool(res.terminated[0]),

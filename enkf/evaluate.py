@@ -168,7 +168,7 @@ def agent_env_config(agent_cfg: Config, target: Config) -> Config:
                                name=target.name, compile=target.compile)  # fmt: skip
 
 
-def run_agent(ag: dict, target: Config, s: EvalSet) -> dict:
+def run_agent(ag: dict, target: Config, s: EvalSet, fc=None) -> dict:
     import ppo_lstm_enkf as P
     from enkf.env import EnKFVecEnv
 
@@ -179,7 +179,7 @@ def run_agent(ag: dict, target: Config, s: EvalSet) -> dict:
                     f"N={ag['cfg'].N}")  # fmt: skip
     data = PathData(truth=s.truth, obs=s.y, xb=s.xb, xa=s.xa, start_idx=np.zeros(s.P, dtype=np.int64),
                     start_states=s.truth[:, 0], norm=ag["norm"], meta={}, folder=Path("."))  # fmt: skip
-    env = EnKFVecEnv(dataclasses.replace(cfg, N_ens=M), data, s.P, seed=0)
+    env = EnKFVecEnv(dataclasses.replace(cfg, N_ens=M), data, s.P, seed=0, forecaster=fc)
     agent = P.Agent(cfg, env.C, M, N)
     agent.load_state_dict(ag["weights"])
     agent.eval()
@@ -294,7 +294,7 @@ def run_methods(cfg: Config, methods, agents, s: EvalSet, tuned: dict, fc, gen, 
         else:
             raws += run_classical(cfg, m, [1.0], s, fc, gen, burn_in)
     for ag in agents:
-        raws.append(run_agent(ag, cfg, s))
+        raws.append(run_agent(ag, cfg, s, fc))
     ref = next(
         summarize(r, burn_in, None)["rmse"]
         for r in raws

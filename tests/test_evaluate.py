@@ -1,0 +1,134 @@
+"""The benchmark suite (python -m enkf.evaluate), fine-tuning with --init-from, and the pretrained export."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import ppo_lstm_enkf as P
+from configs.defaults import REPO_ROOT, load_config
+from enkf import evaluate as E
+from enkf.data import make_forecaster, rmse
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tiny_cfg_file, tiny_data, tmp_path_factory):
+    """A tiny trained agent (a few iterations) and its folder."""
+    _, data_dir, _, _ = tiny_data
+    root = tmp_path_factory.mktemp("runs")
+    old = P.LOGS_ROOT
+    P.LOGS_ROOT = root
+    try:
+        cfg, args = P.parse_args(["--config", str(tiny_cfg_file), "--data-dir", str(data_dir), "--total-timesteps",
+                                  "256", "--no-progress", "--run-name", "ev"])  # fmt: skip
+        P.train(cfg, args)
+    finally:
+        P.LOGS_ROOT = old
+    return root / "tiny" / "runs" / "ev" / "checkpoints" / "latest.pt"
+
+
+def test_rerun_of_the_data_filter_reproduces_the_stored_path(tiny_data):
+    cfg, _, _, d = tiny_data
+    s = E.path0_set(d)
+    res = E.run_classical(cfg, cfg.data_filter, [cfg.inflation], s, make_forecaster(cfg), torch.Generator(), 10)[0]
+    stored = rmse(d.xa[0].mean(1), d.truth[0]).numpy()
+    np.testing.assert_allclose(res["rmse"][0], stored, rtol=1e-4, atol=1e-5)
+
+
+def test_nudging_keeps_the_best_gain(tiny_data):
+    cfg, _, _, d = tiny_data
+    s = E.path0_set(d)
+    fc = make_forecaster(cfg)
+    best = E.run_classical(cfg, "nudging", [1.0], s, fc, torch.Generator(), 10)[0]
+    obs, _ = E.obs_setup(cfg)
+    scores = {}
+    for g in E.NUDGING_GAINS:  # each gain alone, by hand
+        x, errs = s.xb[0, 0].mean(0), []
+        for t in range(s.y.shape[1]):
+            x = x.clone()
+            x[obs.idx] += g * (s.y[0, t] - x[obs.idx])
+            errs.append(float(rmse(x, s.truth[0, t])))
+            x = fc(x.unsqueeze(0))[0]
+        scores[g] = np.mean(errs[10:])
+    assert best["param"] == min(scores, key=scores.get)
+    assert best["rmse"][0, 10:].mean() == pytest.approx(scores[best["param"]], rel=1e-4)
+
+
+def test_evaluate_suite_tables_figures_and_nens_sweep(tiny_cfg_file, tiny_data, tiny_ckpt, tmp_path):
+    cfg, data_dir, _, _ = tiny_data
+    cfg = load_config(tiny_cfg_file)
+    out = tmp_path / "ev"
+    import enkf.data as D
+
+    orig = D.data_dir_for
+    D.data_dir_for = lambda c: data_dir  # path 0 from the fixture's data
+    try:
+        rep = E.evaluate(cfg, [str(tiny_ckpt)], ["obs_only", "nudging", "eakf", "letkf"], [4, 8], paths=2, cycles=30,
+                         tune_paths=2, tune_cycles=20, seed=11, path0=True, out=out, progress=False)  # fmt: skip
+    finally:
+        D.data_dir_for = orig
+    md = (out / "eval.md").read_text()
+    for f in ("rmse_over_time.png", "hovmoller.png", "rmse_vs_nens.png", "eval.json"):
+        assert (out / f).is_file(), f
+    assert "path 0" in md and "held-out set (2 paths)" in md and "N_ens=4" in md
+    sets = rep["sets"]
+    assert set(sets) == {"path 0, N_ens=8", "held-out set (2 paths), N_ens=8", "held-out set (2 paths), N_ens=4"}
+    for rows in sets.values():
+        ref = [r for r in rows if r["method"] == "eakf" and r["config_inflation"]][0]
+        assert ref["ratio"] == pytest.approx(1.0)
+        agent = [r for r in rows if r["method"].startswith("agent")][0]
+        assert agent["cycles"] == (60 if rows is sets["path 0, N_ens=8"] else 30)
+        assert agent["paths_survived"] >= 0 and "error" not in agent  # the local agent runs at any N_ens
+    assert set(rep["tuned"]["4"]) == {"eakf", "letkf"}
+
+
+def test_global_policy_is_not_applicable_at_other_sizes(tiny_cfg_file, tiny_data, tmp_path):
+    cfg, _, _, d = tiny_data
+    gcfg = load_config(tiny_cfg_file, {"policy": "global"})
+    agent = P.Agent(gcfg, 18, 8, 8)
+    ck = tmp_path / "g.pt"
+    torch.save({"agent": agent.state_dict(), "config": gcfg.to_dict(), "normalization": d.norm.to_dict()}, ck)
+    ag = E.load_agent(ck)
+    s = E.path0_set(d)
+    s4 = E.EvalSet("x", s.truth, s.y, s.xb[:, :, :4], s.xa[:, :, :4])
+    assert "tied to N_ens=8" in E.run_agent(ag, cfg, s4)["error"]
+
+
+def test_evaluate_cli_errors_are_one_line(tmp_path):
+    for argv, needle in ((["--methods", "kalman"], "unknown method"), (["--n-ens", "1,2"], "--n-ens"),
+                         (["--checkpoint", str(tmp_path / "x.pt"), "--no-path0"], "not found")):  # fmt: skip
+        r = subprocess.run([sys.executable, "-m", "enkf.evaluate", "--config", "configs/L96_1.py", *argv],
+                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_init_from_starts_at_the_given_agent_and_checks_the_architecture(tiny_cfg_file, tiny_data, tiny_ckpt, tmp_path,
+                                                                        monkeypatch):  # fmt: skip
+    _, data_dir, _, _ = tiny_data
+    monkeypatch.setattr(P, "LOGS_ROOT", tmp_path / "logs")
+    common = ["--config", str(tiny_cfg_file), "--data-dir", str(data_dir), "--total-timesteps", "64", "--no-progress"]
+    P.main(common + ["--run-name", "ft", "--init-from", str(tiny_ckpt), "--learning-rate", "1e-8"])
+    a = torch.load(tiny_ckpt, weights_only=False)["agent"]
+    b = torch.load(tmp_path / "logs" / "tiny" / "runs" / "ft" / "checkpoints" / "latest.pt", weights_only=False)
+    for k in a:  # one update at lr 1e-8: still the initial agent
+        torch.testing.assert_close(b["agent"][k], a[k], rtol=0, atol=1e-5)
+    with pytest.raises(P.ConfigError, match="different architecture.*hidden"):
+        P.train(*P.parse_args(common + ["--run-name", "ft2", "--init-from", str(tiny_ckpt), "--hidden", "4"]))
+
+
+def test_export_pretrained_is_small_and_loads(tiny_ckpt, tmp_path):
+    out = tmp_path / "pre" / "tiny.pt"
+    r = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "export_pretrained.py"), "--checkpoint",
+                        str(tiny_ckpt), "--out", str(out), "--command", "python ppo_lstm_enkf.py ...", "--commit",
+                        "abc1234", "--budget", "256 steps"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert out.stat().st_size < 0.5 * tiny_ckpt.stat().st_size
+    ag = E.load_agent(out)
+    assert ag["provenance"]["commit"] == "abc1234" and ag["cfg"].N == 8
+    assert json.loads(out.with_suffix(".json").read_text())["command"].startswith("python ppo_lstm_enkf.py")
+    full = torch.load(tiny_ckpt, weights_only=False)["agent"]
+    for k, v in full.items():
+        torch.testing.assert_close(ag["weights"][k], v)
