@@ -132,3 +132,45 @@ def test_export_pretrained_is_small_and_loads(tiny_ckpt, tmp_path):
     full = torch.load(tiny_ckpt, weights_only=False)["agent"]
     for k, v in full.items():
         torch.testing.assert_close(ag["weights"][k], v)
+
+
+def test_shipped_pretrained_agent_is_small_documented_and_assimilates():
+    """pretrained/L96_1.pt: ≤ 5 MB, carries its provenance, and on fresh L96_1 truths it filters (survives, beats
+    observation-only, stays near the EnKF it learned from)."""
+    path = REPO_ROOT / "pretrained" / "L96_1.pt"
+    assert path.stat().st_size <= 5 * 2**20
+    ag = E.load_agent(path)
+    prov = ag["provenance"]
+    assert prov["trained_on"] == "L96_1" and prov["command"].startswith("python ppo_lstm_enkf.py")
+    assert prov["commit"] and prov["budget"] and ag["cfg"].N == 20
+    cfg = load_config(REPO_ROOT / "configs" / "L96_1.py", {"compile": False})
+    fc = make_forecaster(cfg)
+    s = E.heldout_set(cfg, "t", paths=2, cycles=150, seed=5, fc=fc, progress=False)
+    burn = 50
+    agent = E.summarize(E.run_agent(ag, cfg, s, fc), burn, None)
+    enkf = E.summarize(E.run_classical(cfg, "eakf", [cfg.inflation], s, fc, torch.Generator(), burn)[0], burn, None)
+    obs_only = E.summarize(E.run_classical(cfg, "obs_only", [1.0], s, fc, torch.Generator(), burn)[0], burn, None)
+    assert agent["paths_survived"] == 2
+    assert agent["rmse"] < 0.9 * obs_only["rmse"]
+    assert agent["rmse"] < 1.2 * enkf["rmse"]
+    assert agent["spread_over_rmse"] > 0.2  # the ensemble is alive
+
+
+def test_tuning_picks_the_inflation_whose_worst_path_is_best(monkeypatch):
+    """Near the stability edge a filter tracks on most paths and loses track on one: the mean would pick it,
+    the minimax criterion does not; a diverged (non-finite) run is never picked."""
+    T = 40
+    fake = {  # inflation -> per-path RMSE levels (3 paths)
+        1.1: [0.05, 0.05, 0.45],  # mean 0.18 (the best mean), worst 0.45
+        1.2: [0.20, 0.20, 0.25],  # mean 0.22, worst 0.25 <- the robust choice
+        1.5: [0.30, 0.30, 0.30],
+        2.0: [0.01, 0.01, np.nan],  # diverged on one path
+    }
+
+    def run(cfg, method, infl, s, fc, gen, burn_in):
+        return [{"rmse": np.repeat(np.array(fake[i])[:, None], T, 1)} for i in infl]
+
+    monkeypatch.setattr(E, "run_classical", run)
+    assert E.tune(None, "eakf", None, None, None, 10, inflations=tuple(fake)) == 1.2
+    fake[1.2][2] = 0.9  # now 1.5 has the best worst path
+    assert E.tune(None, "eakf", None, None, None, 10, inflations=tuple(fake)) == 1.5
