@@ -174,3 +174,16 @@ def test_tuning_picks_the_inflation_whose_worst_path_is_best(monkeypatch):
     assert E.tune(None, "eakf", None, None, None, 10, inflations=tuple(fake)) == 1.2
     fake[1.2][2] = 0.9  # now 1.5 has the best worst path
     assert E.tune(None, "eakf", None, None, None, 10, inflations=tuple(fake)) == 1.5
+
+
+def test_held_out_set_reuses_its_enkf_run_exactly(tiny_data):
+    """The config EnKF row of a held-out set comes from the run that made the set; a fresh run agrees."""
+    cfg = tiny_data[0]
+    fc = make_forecaster(cfg)
+    s = E.heldout_set(cfg, "h", paths=2, cycles=30, seed=3, fc=fc, progress=False)
+    assert s.enkf_seconds is not None and s.enkf_seconds > 0
+    raws, rows = E.run_methods(cfg, [cfg.data_filter], [], s, {cfg.data_filter: 1.2}, fc, torch.Generator(), 10)
+    assert [r["param"] for r in raws] == [cfg.inflation, 1.2] and rows[0]["ratio"] == pytest.approx(1.0)
+    fresh = E.run_classical(cfg, cfg.data_filter, [cfg.inflation], s, fc, torch.Generator(), 10)[0]
+    np.testing.assert_allclose(raws[0]["rmse"], fresh["rmse"], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(raws[0]["spread"], fresh["spread"], rtol=1e-4, atol=1e-5)
