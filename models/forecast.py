@@ -63,7 +63,7 @@ class Forecaster:
         if compile and bucket:
             # one compiled graph per bucket (64 .. 2^20 states: 15 sizes); dynamo's default limit of 8 graphs per
             # function would silently drop the larger buckets to eager code (measured: the N_ens=40 part of
-            # `make eval` took 431 s that way, 201 s with this limit)
+            # `make eval` took 431 s that way on a shared core, 201 s with this limit on two idle cores)
             cfg = torch._dynamo.config
             cfg.recompile_limit = max(cfg.recompile_limit, 32)
 
