@@ -265,7 +265,8 @@ def figures(cfg: Config, s: EvalSet, raws: list[dict], rows: list[dict], nens_ro
         fields[r["method"]] = m
         fields[f"error {r['method']}"] = m - truth
     figs["hovmoller"] = plots.hovmoller(fields, f"{cfg.name}, {s.name}: first 200 cycles", out / "hovmoller.png")
-    if len({M for pts in nens_rows.values() for M, _ in pts}) > 1:
+    sizes = sorted({M for pts in nens_rows.values() for M, _ in pts})
+    if len(sizes) > 1:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(7, 4))
@@ -276,7 +277,6 @@ def figures(cfg: Config, s: EvalSet, raws: list[dict], rows: list[dict], nens_ro
             if xs and name not in ("free_run",):
                 ax.errorbar(xs, ys, yerr=es, marker="o", ms=3, lw=1, capsize=2, label=name)
         ax.set_xscale("log", base=2)
-        sizes = sorted({M for pts in nens_rows.values() for M, _ in pts})
         ax.set_xticks(sizes, [str(M) for M in sizes])
         ax.minorticks_off()
         ax.set_yscale("log")
