@@ -45,6 +45,8 @@ from enkf.data import (
 from enkf.filters import make_analysis
 from enkf.normalization import Normalizer
 from enkf.sweep import held_out_truth
+from enkf.tuned import TUNE_CYCLES, TUNE_PATHS, tuning_seed
+from enkf.tuned import write as write_tuned
 
 CLASSICAL = ("free_run", "obs_only", "nudging", "pertobs", "eakf", "etkf", "letkf")
 TUNABLE = ("pertobs", "eakf", "etkf", "letkf")
@@ -185,7 +187,7 @@ def run_agent(ag: dict, target: Config, s: EvalSet, fc=None) -> dict:
                     f"N={ag['cfg'].N}")  # fmt: skip
     data = PathData(truth=s.truth, obs=s.y, xb=s.xb, xa=s.xa, start_idx=np.zeros(s.P, dtype=np.int64),
                     start_states=s.truth[:, 0], norm=ag["norm"], meta={}, folder=Path("."))  # fmt: skip
-    env = EnKFVecEnv(dataclasses.replace(cfg, N_ens=M), data, s.P, seed=0, forecaster=fc)
+    env = EnKFVecEnv(dataclasses.replace(cfg, N_ens=M), data, s.P, seed=0, forecaster=fc, scoring=False)
     agent = P.Agent(cfg, env.C, M, N)
     agent.load_state_dict(ag["weights"])
     agent.eval()
@@ -227,15 +229,27 @@ def label(r: dict, cfg: Config) -> str:
     return m
 
 
+def tuned_reference(rows: list[dict], cfg: Config) -> float | None:
+    """RMSE of the data filter at its tuned inflation (the config row when the tuned value is the config's)."""
+    for r in rows:
+        if r["method"] == cfg.data_filter and r.get("variant") in ("tuned", "config = tuned"):
+            return r.get("rmse")
+    return None
+
+
 def table(rows: list[dict], cfg: Config, title: str) -> list[str]:
     f = lambda x, d=4: "–" if x is None or not math.isfinite(x) else f"{x:.{d}f}"  # noqa: E731
-    out = [f"#### {title}", "", "| method | analysis RMSE (mean ± std over paths) | ratio to EnKF | spread/RMSE | "
-           "cycles survived (min) | paths survived | ms per cycle (all paths) |", "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    tref = tuned_reference(rows, cfg)
+    out = [f"#### {title}", "", "| method | analysis RMSE (mean ± std over paths) | ratio to EnKF | "
+           f"ratio to tuned {cfg.data_filter.upper()} | spread/RMSE | cycles survived (min) | paths survived | "
+           "ms per cycle (all paths) |", "|---|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for r in rows:
         if "error" in r:
-            out.append(f"| {label(r, cfg)} | n/a: {r['error']} | | | | | |")
+            out.append(f"| {label(r, cfg)} | n/a: {r['error']} | | | | | | |")
             continue
-        out.append(f"| {label(r, cfg)} | {f(r['rmse'])} ± {f(r['rmse_std'])} | {f(r['ratio'], 3)} | "
+        rt = r["rmse"] / tref if tref else float("nan")
+        r["ratio_to_tuned"] = rt
+        out.append(f"| {label(r, cfg)} | {f(r['rmse'])} ± {f(r['rmse_std'])} | {f(r['ratio'], 3)} | {f(rt, 3)} | "
                    f"{f(r['spread_over_rmse'], 2)} | {r['cycles_survived_min']}/{r['cycles']} | "
                    f"{r['paths_survived']}/{r['paths']} | {f(r['ms_per_cycle'], 2)} |")  # fmt: skip
     return out + [""]
@@ -361,6 +375,8 @@ def evaluate(cfg: Config, checkpoints, methods, n_ens, paths, cycles, tune_paths
         tune_set = heldout_set(cM, "tuning set", tune_paths, tune_cycles, seed + 1, fc, progress)
         tuned = {m: tune(cM, m, tune_set, fc, gen, burn_t) for m in methods if m in TUNABLE}
         report["tuned"][str(M)] = tuned
+        if (tune_paths, tune_cycles, seed + 1) == (TUNE_PATHS, TUNE_CYCLES, tuning_seed(cfg)) and tuned:
+            write_tuned(cM, {M: tuned})  # the file training reads its teacher's inflation from
         sets = [heldout_set(cM, f"held-out set ({paths} paths)", paths, cycles, seed, fc, progress)]
         if M == cfg.N_ens and path0:
             sets.insert(0, path0_set(ensure_data(cfg, progress=progress)))
