@@ -71,6 +71,10 @@ class Config:
     """Initial ensemble = truth + noise_strength * N(0, 1)."""
     data_filter: str = _f("eakf", choices=("eakf", "etkf", "pertobs", "letkf"))
     """Filter that makes the stored EnKF paths (the teacher): serial EAKF (Anderson 2001) by default."""
+    teacher_inflation: float = _f(0.0, 0.0, 100.0)
+    """Inflation of the online EAKF teacher (reward_target online), separate from the data's `inflation`.
+    0 (default): the tuned value for this config and N_ens, read from configs/tuned/<name>.json (written by
+    `python -m enkf.tuned` and `enkf.evaluate`; tuned and written on first use if missing or stale)."""
     loc_radius: float = _f(4.0, 0.1, 1e6)
     """LETKF Gaspari-Cohn half-width in grid points (correlations vanish at 2 * loc_radius)."""
     # ---- data ---------------------------------------------------------------------------------------
@@ -95,7 +99,15 @@ class Config:
     """Number of past steps of features stacked into each observation."""
     features: str = "xb,y,innov,mean,spread,anom"
     """Comma list of per-cell input features: xb, y, innov (y - H xb_i), mean, spread, anom (xb_i - mean),
-    xa_prev (previous analysis of the member), dxa (its change). The user's original list: xa_prev,xb,dxa,y."""
+    xa_prev (previous analysis of the member), dxa (its change); ensemble context from xb and y alone:
+    corr1/corr2/corr3 (correlation across members of x_j with x_{j+k}, periodic), gain (s_j^2 / (s_j^2 + r) at
+    observed points, s_j the forecast spread). The user's original list: xa_prev,xb,dxa,y."""
+    agent_inflation: float = _f(1.0, 0.0, 100.0)
+    """Multiplicative inflation of the agent's forecast anomalies before it sees them (a filter's prior
+    inflation, applied to the agent's own ensemble every cycle). 1 = none; 0 = the teacher's inflation."""
+    rtps: float = _f(0.0, 0.0, 1.0)
+    """Relaxation to prior spread (Whitaker & Hamill 2012) applied to the agent's analysis per grid point:
+    anomalies scaled by 1 + rtps (sigma_b - sigma_a) / sigma_a (0 = off)."""
     action: str = _f("increment", choices=("increment", "absolute"))
     """increment: xa = xb + denorm_increment(a) (zero action keeps the forecast); absolute: xa = denorm_state(a)."""
     bound: float = _f(3.0, 1.0, 100.0)
@@ -104,6 +116,12 @@ class Config:
     """What the agent's analysis is scored against: online = EAKF analysis of the agent's own forecast
     ensemble with the same observation and inflation; precomputed = the stored EnKF analysis of the path;
     truth = the true state."""
+    truth_weight: float = _f(0.0, 0.0, 1.0)
+    """reward_target online/precomputed: score = (1 - w) * score vs the teacher + w * score vs the truth
+    (the truth is known in training only, never at evaluation). 0 = teacher only; 1 = truth only."""
+    truth_ramp: float = _f(0.0, 0.0, 1.0)
+    """Curriculum from teacher to truth: w grows linearly from 0 to truth_weight over this fraction of the
+    training budget (steps or --max-minutes, as the learning-rate schedule); 0 = w constant."""
     reward_form: str = _f("abs", choices=("abs", "crps"))
     """abs: member-wise 1 - |xa_i - target_i|; crps: per cell 1 - (fair CRPS contribution of member i against
     the target ensemble), which rewards matching the target's distribution, not member identities."""
@@ -143,9 +161,16 @@ class Config:
     """LSTM hidden size per cell (local) or for the whole state (global); 0 = no LSTM."""
     lstm_layers: int = _f(1, 1, 8)
     """LSTM layers."""
+    member_mix: bool = False
+    """Local policy: after the first conv layer, the mean over members of every channel is appended to each
+    member's channels (a DeepSets pooling layer), so each cell sees ensemble-wide statistics; weight-shared,
+    independent of N and N_ens."""
     anomaly_gate: bool = False
     """Local policy: mean increment a_i + b_i * anom_i (a, b from the network, anom_i the member's normalized
     forecast anomaly), so anomaly scaling is built in. Needs 'anom' in features."""
+    innovation_gate: bool = False
+    """Local policy: add c_i * innov_i to the increment (c from the network, innov_i = y - H xb_i normalized), so
+    a gain times the innovation is one multiplication. Needs 'innov' in features; combines with anomaly_gate."""
     init_action_std: float = _f(0.05, 1e-4, 3.0)
     """Initial Gaussian exploration std (normalized action units); log-std is learned."""
     min_action_std: float = _f(0.005, 1e-6, 1.0)
@@ -277,7 +302,7 @@ def _cross_check(cfg: Config, source: str):
         bad("obs_stride", f"= {cfg.obs_stride} exceeds N = {cfg.N}")
     if cfg.burn_in >= cfg.path_length:
         bad("burn_in", f"= {cfg.burn_in} must be < path_length = {cfg.path_length}")
-    allowed = ("xb", "y", "innov", "mean", "spread", "anom", "xa_prev", "dxa")
+    allowed = ("xb", "y", "innov", "mean", "spread", "anom", "xa_prev", "dxa", "corr1", "corr2", "corr3", "gain")
     feats = [f.strip() for f in cfg.features.split(",")]
     for f in feats:
         if f not in allowed:
@@ -295,6 +320,12 @@ def _cross_check(cfg: Config, source: str):
     if cfg.agents == "per-member" and (cfg.reward_grain != "cell" or cfg.reward_form != "abs"):
         bad("agents", "= 'per-member' sets its own reward (1 - RMSE_i per member); leave reward_grain = 'cell' "
             "and reward_form = 'abs'")  # fmt: skip
+    if cfg.truth_weight > 0 and cfg.reward_target == "truth":
+        bad("truth_weight", "> 0 mixes the truth into a teacher target; with reward_target = 'truth' leave it 0")
+    if cfg.innovation_gate and ("innov" not in feats or cfg.policy != "local"):
+        bad("innovation_gate", "needs policy = 'local' and 'innov' in features")
+    if cfg.member_mix and cfg.policy != "local":
+        bad("member_mix", "needs policy = 'local'")
     if cfg.min_action_std > cfg.max_action_std:
         bad("min_action_std", f"= {cfg.min_action_std:g} exceeds max_action_std = {cfg.max_action_std:g}")
     if cfg.num_paths > cfg.spinup_steps - cfg.spinup_steps // 2:

@@ -30,7 +30,7 @@ import torch
 
 from configs.defaults import Config, load_config
 from enkf.data import PathData, make_forecaster, obs_setup, rmse, spread
-from enkf.filters import eakf
+from enkf.filters import eakf, inflate
 
 
 @dataclass
@@ -46,14 +46,25 @@ class EnKFVecEnv:
     """Batched EnKF-analysis environment over stored paths (torch, CPU or CUDA)."""
 
     def __init__(self, cfg: Config, data: PathData, num_envs: int, device="cpu", seed: int = 0,
-                 episode_length: int | None = None, compile: bool | None = None, forecaster=None):  # fmt: skip
+                 episode_length: int | None = None, compile: bool | None = None, forecaster=None,
+                 scoring: bool = True):  # fmt: skip
+        """scoring=False (evaluation): no reward and no teacher, only the dynamics and the diagnostics."""
+        if scoring or cfg.agent_inflation == 0:
+            from enkf.tuned import resolve
+
+            cfg = resolve(cfg) if (cfg.teacher_inflation == 0 and scoring) or cfg.agent_inflation == 0 else cfg
         self.cfg, self.data, self.B, self.device = cfg, data, num_envs, torch.device(device)
+        self.scoring = scoring
+        self.truth_weight = cfg.truth_weight  # the trainer ramps it (truth_ramp)
         self.M, self.N = cfg.N_ens, cfg.N
         self.T = data.truth.shape[1]
         self.L = min(episode_length or cfg.episode_length, self.T)
         self.W = cfg.temporal_window
         self.features = cfg.feature_list
         self.F = len(self.features) + (1 if cfg.obs_stride > 1 else 0)  # + observed mask for partial obs
+        self.agent_infl = cfg.agent_inflation
+        # the teacher sees the raw forecast inflated by teacher_inflation; Eb already carries agent_inflation
+        self.teacher_infl = (cfg.teacher_inflation or cfg.inflation) / self.agent_infl
         self.C = self.W * self.F
         self.bound = cfg.bound
         self.obs_op, self.r = obs_setup(cfg)
@@ -96,6 +107,8 @@ class EnKFVecEnv:
         y_grid = torch.zeros(len(ids), self.N, device=self.device)
         y_grid[:, self.obs_op.idx] = y
         mean = Eb.mean(1, keepdim=True)  # (n, 1, N)
+        A = Eb - mean  # (n, M, N) anomalies
+        sd = Eb.std(1, keepdim=True)  # (n, 1, N)
         out = []
         for f in self.features:
             if f == "xb":
@@ -110,6 +123,12 @@ class EnKFVecEnv:
                 v = self.norm("spread", Eb.std(1, keepdim=True)).expand_as(Eb)
             elif f == "anom":
                 v = self.norm("anomaly", Eb - mean)
+            elif f.startswith("corr"):  # correlation across members of x_j and x_{j+k} (periodic grid)
+                k = int(f[4:])
+                c = (A * A.roll(-k, -1)).sum(1, keepdim=True) / (self.M - 1)  # (n, 1, N)
+                v = (c / (sd * sd.roll(-k, -1)).clamp_min(1e-12)).expand_as(Eb)
+            elif f == "gain":  # scalar Kalman gain of the forecast spread at observed points
+                v = (sd**2 / (sd**2 + self.r) * self.mask).expand_as(Eb)
             elif f == "xa_prev":
                 v = self.norm("state", self.xa_prev[ids])
             else:  # dxa
@@ -134,7 +153,7 @@ class EnKFVecEnv:
             start = torch.randint(max(1, self.T - self.L), (n,), generator=self.gen).to(self.device)
         self.path[ids], self.t[ids] = path, start
         self.t_end[ids] = torch.clamp(start + self.L, max=self.T)
-        self.Eb[ids] = self.xb_enkf[path, start]  # the stored EnKF background
+        self.Eb[ids] = self.prior(self.xb_enkf[path, start])  # the stored EnKF background
         prev = torch.clamp(start - 1, min=0)
         self.xa_prev[ids] = torch.where((start > 0).view(-1, 1, 1), self.xa_enkf[path, prev], self.Eb[ids])
         self.dxa[ids] = 0.0
@@ -161,19 +180,30 @@ class EnKFVecEnv:
         return self._obs()
 
     # ---------------------------------------------------------------------------------------------
+    def prior(self, Eb: torch.Tensor) -> torch.Tensor:
+        """The agent's prior ensemble: the forecast with its anomalies inflated by agent_inflation."""
+        return Eb if self.agent_infl == 1 else inflate(Eb, self.agent_infl)
+
     def analysis_from_action(self, action: torch.Tensor) -> torch.Tensor:
-        """Unnormalize the action into the agent's analysis xa_rl (B, M, N) (the only unnormalization)."""
+        """Unnormalize the action into the agent's analysis xa_rl (B, M, N) (the only unnormalization);
+        with rtps > 0 its anomalies are relaxed towards the prior spread, grid point by grid point."""
         a = action.clamp(-self.bound, self.bound)
         if self.cfg.action == "increment":
-            return self.Eb + a * self.nc["increment"][1]
-        c, s = self.nc["state"]
-        return a * s + c
+            xa = self.Eb + a * self.nc["increment"][1]
+        else:
+            c, s = self.nc["state"]
+            xa = a * s + c
+        if self.cfg.rtps > 0:
+            ma = xa.mean(-2, keepdim=True)
+            sa, sb = xa.std(-2, keepdim=True).clamp_min(1e-8), self.Eb.std(-2, keepdim=True)  # (B, 1, N)
+            xa = ma + (xa - ma) * (1 + self.cfg.rtps * (sb - sa) / sa)
+        return xa
 
     def teacher(self) -> torch.Tensor:
         """Reward target (B, M, N) or (B, 1, N) for the current cycle."""
         p, t = self.path, self.t
         if self.cfg.reward_target == "online":
-            return eakf(self.Eb, self.y[p, t], self.obs_op, self.r, self.cfg.inflation)
+            return eakf(self.Eb, self.y[p, t], self.obs_op, self.r, self.teacher_infl)
         if self.cfg.reward_target == "precomputed":
             return self.xa_enkf[p, t]
         return self.truth[p, t].unsqueeze(1)
@@ -183,7 +213,16 @@ class EnKFVecEnv:
 
         xa (B, M, N) is scored cell by cell. If xa_others is given (the deterministic analysis), member i's
         ensemble terms (CRPS spread term, anchor mean) use xa_i with the other members at xa_others, so
-        each cell-agent is scored against the others' deterministic play, not their exploration noise."""
+        each cell-agent is scored against the others' deterministic play, not their exploration noise.
+        With truth_weight w > 0 the score is (1 - w) * score(teacher) + w * score(truth)."""
+        w = self.truth_weight if self.cfg.reward_target != "truth" else 0.0
+        r, ens_r = self._reward(xa, target, xa_others)
+        if w > 0:
+            r_t, _ = self._reward(xa, self.truth[self.path, self.t].unsqueeze(1), xa_others)
+            r = (1 - w) * r + w * r_t
+        return r, ens_r
+
+    def _reward(self, xa: torch.Tensor, target: torch.Tensor, xa_others: torch.Tensor | None = None):
         s = self.nc["state"][1]
         z, zt = xa / s, target / s  # differences of normalized states (centers cancel)
         zo = z if xa_others is None else xa_others / s
@@ -223,15 +262,19 @@ class EnKFVecEnv:
         action only enters the reward (see Config.explore_in_dynamics)."""
         p, t = self.path, self.t
         xa_sample = self.analysis_from_action(action)  # (B, M, N) physical
-        target = self.teacher()
         r_det = None
-        if mean_action is not None and not self.cfg.explore_in_dynamics:
+        if not self.scoring:
+            xa = xa_sample
+            r = torch.zeros_like(xa)
+            ens_r = torch.zeros(self.B, device=self.device)
+        elif mean_action is not None and not self.cfg.explore_in_dynamics:
+            target = self.teacher()
             xa = self.analysis_from_action(mean_action)
             r, ens_r = self.reward(xa_sample, target, xa_others=xa)
             r_det = self.reward(xa, target)[0]  # the deterministic analysis' own reward (self-critical baseline)
         else:
             xa = xa_sample
-            r, ens_r = self.reward(xa, target)
+            r, ens_r = self.reward(xa, self.teacher())
         truth = self.truth[p, t]  # (B, N)
         rmse_truth = rmse(xa.mean(1), truth)
         rmse_enkf = rmse(xa.mean(1), self.xa_enkf[p, t].mean(1))
@@ -243,7 +286,7 @@ class EnKFVecEnv:
         terminated = ~torch.isfinite(zn).all(-1).all(-1) | (zn.abs() > self.bound).any(-1).any(-1)
         self.dxa = xa - self.xa_prev
         self.xa_prev = xa
-        self.Eb = torch.where(terminated.view(-1, 1, 1), self.Eb, Eb_next)  # keep finite values
+        self.Eb = torch.where(terminated.view(-1, 1, 1), self.Eb, self.prior(Eb_next))  # keep finite values
         self.t = self.t + 1
         truncated = (self.t >= self.t_end) & ~terminated
         self.ep_return += r.mean((1, 2))

@@ -18,7 +18,7 @@ def tiny_cfg_file(tmp_path_factory):
     p = d / "tiny.py"
     p.write_text(
         "config = dict(model='lorenz96', N=8, F=5.0, N_ens=8, dtda=0.01, oda=0.2, obs_noise_var=0.1,\n"
-        "              inflation=1.5, spinup_steps=4000, num_paths=6, path_length=60, burn_in=10, compile=False,\n"
+        "              inflation=1.5, teacher_inflation=1.5, spinup_steps=4000, num_paths=6, path_length=60, burn_in=10, compile=False,\n"
         "              episode_length=20, num_envs=8, num_steps=8, num_minibatches=2, update_members=4, hidden=8,\n"
         "              lstm_hidden=8, eval_interval=0, checkpoint_interval=0, torch_threads=1)\n"
     )
