@@ -37,6 +37,7 @@ from enkf.data import DataError, ensure_data, obs_setup
 from enkf.env import EnKFVecEnv
 from enkf.evaluation import path_baselines, write_report
 from enkf.normalization import Normalizer
+from enkf.tuned import resolve, tuned_inflation
 
 
 @dataclass(frozen=True)
@@ -131,14 +132,19 @@ class Agent(nn.Module):
         # does) is one multiplication instead of something the tanh layers must approximate
         feats = cfg.feature_list
         F = C // cfg.temporal_window
-        self.anom_idx = (cfg.temporal_window - 1) * F + feats.index("anom") if (
-            cfg.anomaly_gate and "anom" in feats and self.kind == "local") else None  # fmt: skip
+        # innovation gate: + c_i * innov_i, so a gain times the member's innovation (what a Kalman update does)
+        # is one multiplication as well. gate_idx: channels of the newest window step that the head multiplies.
+        last = (cfg.temporal_window - 1) * F
+        gates = [f for f, on in (("anom", cfg.anomaly_gate), ("innov", cfg.innovation_gate)) if on and f in feats]
+        self.gate_idx = [last + feats.index(f) for f in gates] if self.kind == "local" else []
         self.lstm_layers = cfg.lstm_layers
-        if self.kind == "local":
-            self.encoder = nn.Sequential(conv(C, H, cfg.kernel), nn.Tanh(), conv(H, H, cfg.kernel), nn.Tanh())
+        self.mix = cfg.member_mix and self.kind == "local"
+        if self.kind == "local":  # with member_mix the second conv also sees the members' mean of the first's
+            self.encoder = nn.Sequential(conv(C, H, cfg.kernel), nn.Tanh(), conv(2 * H if self.mix else H, H, cfg.kernel),
+                                         nn.Tanh())  # fmt: skip
             self.critic = nn.Sequential(conv(C, H, cfg.kernel), nn.Tanh(), conv(H, H, cfg.kernel), nn.Tanh(),
                                         conv(H, 1, 1, std=1.0))  # fmt: skip
-            self.actor_head = conv(L or H, 2 if self.anom_idx is not None else 1, 1, std=0.01)
+            self.actor_head = conv(L or H, 1 + len(self.gate_idx), 1, std=0.01)
         elif self.kind == "member":
             D = C * N
             self.encoder = nn.Sequential(layer_init(nn.Linear(D, H)), nn.Tanh(), layer_init(nn.Linear(H, H)), nn.Tanh())
@@ -173,22 +179,45 @@ class Agent(nn.Module):
     def log_std(self):
         return self.actor_logstd.clamp(self.min_logstd, self.max_logstd)
 
-    def _encode(self, obs):  # (B, M, C, N) -> (cells(B), H)
+    def _encode(self, obs, members=None):  # (B, M, C, N) -> (cells(B, K), H); K = len(members) or M
         B, M, C, N = obs.shape
         if self.kind == "local":
-            h = self.encoder(obs.reshape(B * M, C, N))  # (B*M, H, N)
+            if members is not None and not self.mix:
+                obs, M = obs[:, members], obs[:, members].shape[1]  # members are independent sequences
+            layer1 = lambda x: self.encoder[1](self.encoder[0](x.reshape(-1, C, N))).view(B, x.shape[1], -1, N)  # noqa: E731
+            if self.mix and members is not None and torch.is_grad_enabled():
+                # the update: the pool's value over all M members, its gradient through the K acting members
+                # only (scaled by M/K: an unbiased estimate), so the other members need no backward pass
+                with torch.no_grad():
+                    pool_all = layer1(obs).mean(1, keepdim=True)  # (B, 1, H, N)
+                h = layer1(obs[:, members])  # (B, K, H, N)
+                pool = pool_all + (h - h.detach()).mean(1, keepdim=True)
+                h = torch.cat([h, pool.expand_as(h)], 2)  # (B, K, 2H, N)
+                M = h.shape[1]
+                h = h.reshape(B * M, -1, N)
+            elif self.mix:  # DeepSets pooling: every member also sees the ensemble mean of each channel
+                h = layer1(obs)  # (B, M, H, N)
+                h = torch.cat([h, h.mean(1, keepdim=True).expand_as(h)], 2)  # (B, M, 2H, N)
+                if members is not None:
+                    h = h[:, members]
+                M = h.shape[1]
+                h = h.reshape(B * M, -1, N)
+            else:
+                h = layer1(obs).reshape(B * M, -1, N)  # (B*M, H, N)
+            h = self.encoder[3](self.encoder[2](h))  # (B*M, H, N)
             return h.permute(0, 2, 1).reshape(B * M * N, -1)  # (B*M*N, H)
         if self.kind == "member":
             return self.encoder(obs.reshape(B * M, C * N))  # (B*M, H)
         return self.encoder(obs.reshape(B, -1))  # (B, H)
 
-    def _head(self, h, B, M, anom=None):  # (cells(B, M), L) -> (B, M, N)
+    def _head(self, h, B, M, gates=None):  # (cells(B, M), L) -> (B, M, N); gates (B, M, G, N)
         if self.kind == "local":
             h = h.reshape(B * M, self.N, -1).permute(0, 2, 1)  # (B*M, L, N)
-            out = self.actor_head(h)  # (B*M, 1 or 2, N)
-            if self.anom_idx is None:
+            out = self.actor_head(h)  # (B*M, 1 + G, N)
+            if not self.gate_idx:
                 return out.reshape(B, M, self.N)
-            return (out[:, 0] + out[:, 1] * anom.reshape(B * M, self.N)).reshape(B, M, self.N)
+            g = gates.reshape(B * M, -1, self.N)  # (B*M, G, N)
+            return (out[:, 0] + (out[:, 1:] * g).sum(1)).reshape(B, M, self.N)
         return self.actor_head(h).reshape(B, M if self.kind == "member" else self.M, self.N)
 
     def _done_mask(self, done, B, M):  # (B,) -> (cells(B, M), 1)
@@ -206,13 +235,18 @@ class Agent(nn.Module):
             return v.mean(-1, keepdim=True).expand_as(v) if self.per_member else v
         return self.critic(obs.reshape(-1, M * C * N)).reshape(*lead, M, N)
 
-    def actor_sequence(self, obs, state, done):
+    def actor_sequence(self, obs, state, done, members=None):
         """obs (S, B, M, C, N), done (S, B) (1 where obs starts a new episode), state: LSTM state before
-        obs[0]. Returns means (S, B, M, N) and the final state. The LSTM state is zeroed at episode starts."""
-        S, B, M = obs.shape[:3]  # M may be a subset of the members (the update subsamples them)
+        obs[0] (of the selected members). members: indices of the members to act for (the update subsamples
+        them; the member pooling still sees all M). Returns means (S, B, K, N) and the final state. The LSTM
+        state is zeroed at episode starts."""
+        S, B, M = obs.shape[:3]
+        anom = obs[:, :, :, self.gate_idx] if self.gate_idx else None  # (S, B, M, G, N) gate inputs
+        if members is not None:
+            M = len(range(M)[members]) if isinstance(members, slice) else len(members)
+            anom = anom[:, :, members] if anom is not None else None
         cells = self.cells(B, M)
-        anom = obs[:, :, :, self.anom_idx] if self.anom_idx is not None else None  # (S, B, M, N)
-        h = self._encode(obs.reshape(S * B, *obs.shape[2:])).reshape(S, cells, -1)  # (S, cells, H)
+        h = self._encode(obs.reshape(S * B, *obs.shape[2:]), members).reshape(S, cells, -1)  # (S, cells, H)
         if self.lstm is None:
             return self._head(h.reshape(S * cells, -1), S * B, M, anom).reshape(S, B, M, self.N), state
         outs = []
@@ -367,9 +401,10 @@ class Evaluator:
 
     def __init__(self, cfg: Config, data, device):
         self.cfg, self.data = cfg, data
-        self.env = EnKFVecEnv(cfg, data, 1, device=device, seed=0)
+        self.env = EnKFVecEnv(cfg, data, 1, device=device, seed=0, scoring=False)
         obs, _ = obs_setup(cfg)
-        self.base = path_baselines(cfg, data, 0, self.env.fc, obs)
+        tuned = cfg.teacher_inflation or tuned_inflation(cfg)
+        self.base = path_baselines(cfg, data, 0, self.env.fc, obs, tuned_inflation=tuned)
 
     def __call__(self, agent: Agent, folder: Path, title: str, step: int | None = None) -> dict:
         was_training = agent.training
@@ -384,7 +419,8 @@ class Evaluator:
 # Checkpoints (atomic) and run folders
 # ---------------------------------------------------------------------------------------------------
 ARCH_FIELDS = ("agents", "policy", "features", "temporal_window", "hidden", "kernel", "lstm_hidden", "lstm_layers",
-               "anomaly_gate", "action", "bound")  # fmt: skip
+               "anomaly_gate", "innovation_gate", "member_mix", "action", "bound")  # fmt: skip
+AGENT_ENV_FIELDS = ("agent_inflation", "rtps")  # how the env turns the agent's actions into an analysis
 
 
 def load_checkpoint(path, device="cpu", flag: str = "--checkpoint") -> dict:
@@ -448,6 +484,7 @@ def train(cfg: Config, args: Args, on_eval=None) -> dict:
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     device = torch.device(args.device)
+    cfg = resolve(cfg)  # the effective teacher / agent inflations (tuned values read from configs/tuned/)
     run = run_folder(cfg, args)
     ckpt_dir = run / "checkpoints"
     data = ensure_data(cfg, Path(args.data_dir) if args.data_dir else None)
@@ -470,6 +507,7 @@ def train(cfg: Config, args: Args, on_eval=None) -> dict:
     value_rms = RunningMeanStd()
     num_iterations = max(1, cfg.total_timesteps // (B * cfg.num_steps))
     global_step, iteration, best = 0, 0, {"agent_rmse": float("inf")}
+    elapsed0 = 0.0  # training seconds before this invocation (resume)
     env.set_paths(curriculum.paths)
     next_obs = env.reset()
     next_done = torch.ones(B, device=device)
@@ -489,6 +527,7 @@ def train(cfg: Config, args: Args, on_eval=None) -> dict:
         env.load_state_dict(st["env"])
         value_rms.__dict__.update(st["value_rms"])
         global_step, iteration, best = st["global_step"], st["iteration"], st["best"]
+        elapsed0 = st.get("elapsed", 0.0)
         next_obs, next_done = st["next_obs"].to(device), st["next_done"].to(device)
         lstm_state = tuple(s.to(device) for s in st["lstm_state"])
         set_rng_state(st["rng"])
@@ -512,14 +551,21 @@ def train(cfg: Config, args: Args, on_eval=None) -> dict:
                         curriculum=curriculum.state_dict(), env=env.state_dict(), value_rms=dict(value_rms.__dict__),
                         global_step=global_step, iteration=iteration, best=best, next_obs=next_obs.cpu(),
                         next_done=next_done.cpu(), lstm_state=tuple(s.cpu() for s in lstm_state), rng=rng_state(),
-                        config=cfg.to_dict(), normalization=data.norm.to_dict())  # fmt: skip
+                        config=cfg.to_dict(), normalization=data.norm.to_dict(),
+                        elapsed=elapsed0 + time.time() - t_start)  # fmt: skip
 
     def evaluate(final=False):
         nonlocal best
         folder = run / "eval" / ("final" if final else f"step_{global_step:09d}")
         s = evaluator(agent, folder, f"{cfg.name} agent", global_step)
-        for k in ("agent_rmse", "ratio", "agent_spread", "spread_over_rmse", "cycles_survived"):
+        for k in ("agent_rmse", "ratio", "ratio_to_tuned", "agent_spread", "spread_over_rmse", "cycles_survived"):
             writer.add_scalar(f"eval/{k}", s[k], global_step)
+        # the learning curve (scripts/plot_training_curve.py): env steps and training wall-clock seconds
+        rec = {k: s[k] for k in ("agent_rmse", "ratio", "ratio_to_tuned", "agent_spread", "spread_over_rmse",
+                                 "cycles_survived", "enkf_rmse", "tuned_enkf_rmse", "tuned_inflation")}  # fmt: skip
+        rec.update(step=global_step, seconds=round(elapsed0 + time.time() - t_start, 1), final=final)
+        with open(run / "evals.jsonl", "a") as fh:
+            fh.write(json.dumps(rec, default=float) + "\n")
         for name, p in s["figures"].items():
             img = plt_imread(p)
             writer.add_image(f"eval/{name}", img, global_step, dataformats="HWC")
@@ -568,6 +614,8 @@ def train(cfg: Config, args: Args, on_eval=None) -> dict:
                 frac = max(frac, (time.time() - t_start) / (60 * args.max_minutes))
             lr = cfg.learning_rate * (1.0 - frac) if cfg.anneal_lr else cfg.learning_rate
             optimizer.param_groups[0]["lr"] = lr
+            # curriculum from the teacher to the truth: the truth's weight in the reward grows over truth_ramp
+            env.truth_weight = cfg.truth_weight * (min(1.0, frac / cfg.truth_ramp) if cfg.truth_ramp > 0 else 1.0)
             initial_lstm_state = (lstm_state[0].clone(), lstm_state[1].clone())
             t_roll, t_env = time.time(), 0.0
             ep_stats = {"ret": [], "len": [], "ens": [], "rmse": [], "rmse_enkf": [], "spread": []}
@@ -645,7 +693,10 @@ def train(cfg: Config, args: Args, on_eval=None) -> dict:
                         if agent.kind != "global" else s0[:, mb] for s0 in initial_lstm_state
                     )  # fmt: skip
                     mb_obs = obs_buf[:, mb][:, :, mm]  # (S, b, K, C, N)
-                    mean, _ = agent.actor_sequence(mb_obs, cells, done_buf[:, mb])
+                    if agent.mix:  # the pooling layer sees every member; only K of them act
+                        mean, _ = agent.actor_sequence(obs_buf[:, mb], cells, done_buf[:, mb], members=mm)
+                    else:
+                        mean, _ = agent.actor_sequence(mb_obs, cells, done_buf[:, mb])
                     log_std = agent.log_std()
                     newlogp = agent_logprob(normal_logprob(act_buf[:, mb][:, :, mm], mean, log_std), grain)
                     logratio = newlogp - old_logp[:, mb][:, :, mm]
@@ -698,6 +749,7 @@ def train(cfg: Config, args: Args, on_eval=None) -> dict:
             sps = int((global_step - step0) / max(elapsed, 1e-9))
             w = writer.add_scalar
             w("charts/learning_rate", lr, global_step)
+            w("reward/truth_weight", env.truth_weight, global_step)
             w("charts/SPS", sps, global_step)
             if use_critic:
                 w("losses/value_loss", v_loss.item(), global_step)
@@ -784,6 +836,8 @@ def eval_only(cfg: Config, args: Args) -> dict:
     ck = Path(args.checkpoint)
     st = load_checkpoint(ck, args.device)
     check_arch(st, cfg, ck, "--checkpoint")
+    cfg = dataclasses.replace(cfg, **{k: st["config"].get(k, getattr(cfg, k)) for k in AGENT_ENV_FIELDS})
+    cfg = dataclasses.replace(cfg, teacher_inflation=st["config"].get("teacher_inflation") or cfg.teacher_inflation)
     data = ensure_data(cfg, Path(args.data_dir) if args.data_dir else None)
     data = dataclasses.replace(data, norm=Normalizer.from_dict(st["normalization"]))  # the agent's own scales
     env = EnKFVecEnv(cfg, data, 1, device=args.device)

@@ -11,15 +11,18 @@ import torch
 from configs.defaults import Config
 from enkf import io
 from enkf.data import PathData, rmse, spread
-from enkf.filters import ObsOp, obs_only
+from enkf.filters import ObsOp, make_analysis, obs_only
 
 NUDGING_GAINS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
-def path_baselines(cfg: Config, data: PathData, path: int, fc, obs: ObsOp) -> dict:
+def path_baselines(
+    cfg: Config, data: PathData, path: int, fc, obs: ObsOp, tuned_inflation: float | None = None
+) -> dict:
     """RMSE-vs-truth series (T,) on `path` for the stored EnKF (analysis and forecast), observation-only,
-    free run and the best constant-gain nudging xa = xb + g (y - H xb) (g from NUDGING_GAINS), all started
-    from the stored first background of the path. `fc` must accept (1, M, N) batches."""
+    free run, the best constant-gain nudging xa = xb + g (y - H xb) (g from NUDGING_GAINS) and, if
+    tuned_inflation is given, the data filter at that inflation ("tuned_enkf"), all started from the stored
+    first background of the path. `fc` must accept (1, M, N) batches."""
     truth, y = data.truth[path], data.obs[path]  # (T, N), (T, p)
     T = truth.shape[0]
     out = {
@@ -28,13 +31,24 @@ def path_baselines(cfg: Config, data: PathData, path: int, fc, obs: ObsOp) -> di
         "enkf_spread": spread(data.xa[path]).numpy(),
     }
     xb0 = data.xb[path, 0].unsqueeze(0)  # (1, M, N)
-    for name in ("obs_only", "free_run"):
-        Eb, series = xb0, np.empty(T)
+    tuned = None
+    if tuned_inflation is not None:
+        tuned = make_analysis(cfg.data_filter, obs, cfg.obs_noise_var, tuned_inflation, cfg.loc_radius,
+                              cfg.model == "lorenz96", torch.Generator().manual_seed(cfg.data_seed))  # fmt: skip
+        out["tuned_inflation"] = float(tuned_inflation)
+    for name in ("obs_only", "free_run") + (("tuned_enkf",) if tuned else ()):
+        Eb, series, sp = xb0, np.empty(T), np.empty(T)
         for t in range(T):
-            Ea = obs_only(Eb, y[t].unsqueeze(0), obs) if name == "obs_only" else Eb
+            if name == "obs_only":
+                Ea = obs_only(Eb, y[t].unsqueeze(0), obs)
+            else:
+                Ea = tuned(Eb, y[t].unsqueeze(0)) if name == "tuned_enkf" else Eb
             series[t] = float(rmse(Ea.mean(1), truth[t].unsqueeze(0)))
+            sp[t] = float(spread(Ea)[0])
             Eb = fc(Ea)
         out[name] = series
+        if name == "tuned_enkf":
+            out["tuned_enkf_spread"] = sp
     # nudging of a single state (the background mean), one gain per "member" slot of the (1, M, N) batch
     G = len(NUDGING_GAINS)
     M = xb0.shape[1]
@@ -80,17 +94,21 @@ def write_report(cfg: Config, folder: Path, agent: dict, base: dict, truth: np.n
         "free_run_rmse": time_mean(base["free_run"], b),
         "nudging_rmse": time_mean(base.get("nudging", [np.nan]), b),
         "nudging_gain": base.get("nudging_gain"),
+        "tuned_enkf_rmse": time_mean(base["tuned_enkf"], b) if "tuned_enkf" in base else float("nan"),
+        "tuned_inflation": base.get("tuned_inflation"),
         "cycles_survived": surv,
         "cycles": T,
     }
     summary["ratio"] = summary["agent_rmse"] / summary["enkf_rmse"]
+    summary["ratio_to_tuned"] = summary["agent_rmse"] / summary["tuned_enkf_rmse"]
     summary["spread_over_rmse"] = summary["agent_spread"] / summary["agent_rmse"]
     pad = lambda s: np.concatenate([s, np.full(T - len(s), np.nan)])  # noqa: E731
     figs = {}
     figs["rmse"] = plots.rmse_over_time(
         {"agent": pad(agent["rmse"]), "EnKF (teacher)": base["enkf"], "EnKF forecast": base["enkf_forecast"],
          "obs only": base["obs_only"], "free run": base["free_run"],
-         **({f"nudging g={base['nudging_gain']:g}": base["nudging"]} if "nudging" in base else {})},
+         **({f"nudging g={base['nudging_gain']:g}": base["nudging"]} if "nudging" in base else {}),
+         **({f"EnKF, tuned inflation {base['tuned_inflation']:g}": base["tuned_enkf"]} if "tuned_enkf" in base else {})},
         f"{title}: analysis RMSE vs truth", folder / "rmse_over_time.png")  # fmt: skip
     figs["spread"] = plots.rmse_over_time(
         {"agent spread": pad(agent["spread"]), "agent RMSE": pad(agent["rmse"]),
@@ -110,7 +128,16 @@ def write_report(cfg: Config, folder: Path, agent: dict, base: dict, truth: np.n
         "|---|---:|---:|---:|---:|---:|",
         f"| agent | {f(summary['agent_rmse'])} | {f(summary['ratio'])} | {f(summary['agent_spread'])} | "
         f"{f(summary['spread_over_rmse'])} | {surv}/{T} |",
-        f"| EnKF (teacher, {cfg.data_filter}, inflation {cfg.inflation:g}) | {f(summary['enkf_rmse'])} | 1.0000 | "
+        *(
+            [
+                f"| EnKF ({cfg.data_filter}, tuned inflation {base['tuned_inflation']:g}) | {f(summary['tuned_enkf_rmse'])} | "
+                f"{f(summary['tuned_enkf_rmse'] / summary['enkf_rmse'])} | {f(time_mean(base['tuned_enkf_spread'], b))} | "
+                f"{f(time_mean(base['tuned_enkf_spread'], b) / summary['tuned_enkf_rmse'])} | {T}/{T} |"
+            ]
+            if "tuned_enkf" in base
+            else []
+        ),
+        f"| EnKF (data, {cfg.data_filter}, inflation {cfg.inflation:g}) | {f(summary['enkf_rmse'])} | 1.0000 | "
         f"{f(summary['enkf_spread'])} | {f(summary['enkf_spread'] / summary['enkf_rmse'])} | {T}/{T} |",
         f"| EnKF forecast | {f(summary['forecast_rmse'])} | {f(summary['forecast_rmse'] / summary['enkf_rmse'])} | | | |",
         f"| best constant-gain nudging (g={summary['nudging_gain']}) | {f(summary['nudging_rmse'])} | "

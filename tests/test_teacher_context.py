@@ -1,0 +1,259 @@
+"""Issue 11: the tuned teacher (file-backed), the truth curriculum, ensemble-context features, the member
+pooling layer, prior inflation of the agent's ensemble, RTPS, and the tuned-EnKF reference in evaluations."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import enkf.tuned as T
+import ppo_lstm_enkf as P
+from configs.defaults import ConfigError, load_config
+from enkf.data import obs_setup
+from enkf.env import EnKFVecEnv
+from enkf.evaluation import path_baselines
+from enkf.filters import eakf
+
+
+# ---------------------------------------------------------------------------------------------------
+# tuned inflations: written to and read from a file
+# ---------------------------------------------------------------------------------------------------
+def test_tuned_file_round_trip_and_stale_system(tiny_cfg_file, tmp_path):
+    cfg = load_config(tiny_cfg_file)
+    T.write(cfg, {8: {"eakf": 1.2}, 4: {"letkf": 1.1}}, folder=tmp_path)
+    assert T.read(cfg, tmp_path) == {"8": {"eakf": 1.2}, "4": {"letkf": 1.1}}
+    assert T.tuned_inflation(cfg, folder=tmp_path, create=False) == 1.2
+    T.write(cfg, {8: {"letkf": 1.05}}, folder=tmp_path)  # merged, not replaced
+    assert T.read(cfg, tmp_path)["8"] == {"eakf": 1.2, "letkf": 1.05}
+    # another system (F) makes the file stale: nothing is read, and without create it is a clear error
+    other = dataclasses.replace(cfg, F=6.0)
+    assert T.read(other, tmp_path) == {}
+    with pytest.raises(ConfigError, match="no tuned inflation for eakf at N_ens=8"):
+        T.tuned_inflation(other, folder=tmp_path, create=False)
+    (tmp_path / f"{cfg.name}.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="unreadable tuned-inflation file"):
+        T.read(cfg, tmp_path)
+
+
+def test_missing_tuned_value_is_tuned_and_written(tiny_cfg_file, tmp_path, monkeypatch):
+    cfg = load_config(tiny_cfg_file, {"burn_in": 10})
+    monkeypatch.setattr(T, "TUNE_PATHS", 2)
+    monkeypatch.setattr(T, "TUNE_CYCLES", 40)
+    v = T.tuned_inflation(cfg, folder=tmp_path, progress=False)
+    from enkf.evaluate import INFLATIONS
+
+    assert v in INFLATIONS
+    d = json.loads((tmp_path / f"{cfg.name}.json").read_text())
+    assert d["inflations"]["8"]["eakf"] == v and d["fingerprint"] == cfg.fingerprint(T.SYSTEM_FIELDS)
+    # the value equals what the tuning function picks on the same tuning set
+    assert T.tune_inflations(cfg, ["eakf"], progress=False)["eakf"] == v
+
+
+def test_resolve_reads_the_tuned_teacher_and_agent_inflation(tiny_cfg_file, monkeypatch, tmp_path):
+    cfg = load_config(tiny_cfg_file, {"teacher_inflation": 0.0, "agent_inflation": 0.0})
+    T.write(cfg, {cfg.N_ens: {"eakf": 1.35}}, folder=tmp_path)
+    monkeypatch.setattr(T, "TUNED_DIR", tmp_path)
+    r = T.resolve(cfg)
+    assert (r.teacher_inflation, r.agent_inflation) == (1.35, 1.35)
+    # explicit values win; agent_inflation 1 means none
+    r = T.resolve(dataclasses.replace(cfg, teacher_inflation=1.1, agent_inflation=1.0))
+    assert (r.teacher_inflation, r.agent_inflation) == (1.1, 1.0)
+
+
+# ---------------------------------------------------------------------------------------------------
+# the environment
+# ---------------------------------------------------------------------------------------------------
+def _env(tiny_data, **kw):
+    cfg, _, _, d = tiny_data
+    e = EnKFVecEnv(dataclasses.replace(cfg, **kw), d, num_envs=3, seed=0)
+    e.set_paths([1, 2])
+    e.reset()
+    return e
+
+
+def test_teacher_uses_teacher_inflation_on_the_raw_forecast(tiny_data):
+    cfg, _, _, d = tiny_data
+    plain = _env(tiny_data, teacher_inflation=1.3, agent_inflation=1.0)
+    raw = plain.Eb.clone()  # (B, M, N) the stored backgrounds
+    y = plain.y[plain.path, plain.t]
+    obs, r = obs_setup(cfg)
+    torch.testing.assert_close(plain.teacher(), eakf(raw, y, obs, r, 1.3))
+    # with agent_inflation the agent's prior is inflated, and the teacher is the same analysis
+    inf = _env(tiny_data, teacher_inflation=1.3, agent_inflation=1.3)
+    torch.testing.assert_close(inf.Eb.std(1), 1.3 * raw.std(1), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(inf.Eb.mean(1), raw.mean(1))
+    torch.testing.assert_close(inf.teacher(), eakf(raw, y, obs, r, 1.3), rtol=1e-4, atol=1e-5)
+    # the next prior is the inflated forecast of the agent's analysis
+    a = torch.zeros(3, inf.M, inf.N)
+    xa = inf.analysis_from_action(a)
+    res = inf.step(a)
+    live = ~(res.terminated | res.truncated)
+    fc = inf.fc(xa)
+    m = fc.mean(1, keepdim=True)
+    torch.testing.assert_close(inf.Eb[live], (m + 1.3 * (fc - m))[live])
+
+
+def test_truth_weight_mixes_teacher_and_truth_scores(tiny_data):
+    e0 = _env(tiny_data, teacher_inflation=1.3)
+    et = _env(tiny_data, teacher_inflation=1.3, reward_target="truth")
+    a = 0.2 * torch.randn(3, e0.M, e0.N, generator=torch.Generator().manual_seed(0))
+    xa = e0.analysis_from_action(a)
+    r_teacher, _ = e0.reward(xa, e0.teacher())
+    r_truth, _ = et.reward(xa, et.teacher())
+    e0.truth_weight = 1.0
+    torch.testing.assert_close(e0.reward(xa, e0.teacher())[0], r_truth)
+    e0.truth_weight = 0.25
+    torch.testing.assert_close(e0.reward(xa, e0.teacher())[0], 0.75 * r_teacher + 0.25 * r_truth)
+    assert not torch.allclose(r_teacher, r_truth)
+
+
+def test_context_features_are_member_correlations_and_gain(tiny_data):
+    e = _env(tiny_data, features="xb,anom,corr1,corr2,gain")
+    f = e._features(torch.arange(3))  # (B, M, F, N)
+    E = e.Eb.double().numpy()  # (B, M, N)
+    for b in range(3):
+        c = np.corrcoef(E[b].T)  # (N, N) correlations across members
+        N = E.shape[-1]
+        for j in range(N):
+            assert f[b, 0, 2, j].item() == pytest.approx(c[j, (j + 1) % N], abs=1e-4)
+            assert f[b, 0, 3, j].item() == pytest.approx(c[j, (j + 2) % N], abs=1e-4)
+        s2 = E[b].var(0, ddof=1)
+        np.testing.assert_allclose(f[b, 0, 4].numpy(), s2 / (s2 + e.r), rtol=1e-4)
+    # ensemble-wide features are the same for every member
+    torch.testing.assert_close(f[:, 1:, 2:], f[:, :1, 2:].expand_as(f[:, 1:, 2:]))
+
+
+def test_rtps_relaxes_analysis_spread_towards_the_prior(tiny_data):
+    e = _env(tiny_data, rtps=0.6)
+    # an action that shrinks every anomaly to 20 percent
+    anom = e.Eb - e.Eb.mean(1, keepdim=True)
+    a = (-0.8 * anom) / e.nc["increment"][1]
+    xa = e.analysis_from_action(a)
+    sb, sa = e.Eb.std(1), 0.2 * e.Eb.std(1)
+    torch.testing.assert_close(xa.std(1), 0.4 * sa + 0.6 * sb, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(xa.mean(1), e.Eb.mean(1), rtol=1e-5, atol=1e-5)
+
+
+def test_evaluation_env_does_not_score(tiny_data):
+    cfg, _, _, d = tiny_data
+    e = EnKFVecEnv(dataclasses.replace(cfg, teacher_inflation=0.0), d, num_envs=2, scoring=False)
+    e.reset()
+    res = e.step(torch.zeros(2, e.M, e.N))
+    assert (res.reward == 0).all() and torch.isfinite(res.info["rmse_truth"]).all()
+
+
+# ---------------------------------------------------------------------------------------------------
+# the member pooling layer
+# ---------------------------------------------------------------------------------------------------
+def test_member_mix_is_permutation_equivariant_and_sees_the_ensemble(tiny_cfg_file):
+    cfg = load_config(tiny_cfg_file, {"member_mix": True})
+    agent = P.Agent(cfg, C=6, M=4, N=8)
+    obs = torch.randn(3, 2, 4, 6, 8)
+    state = agent.initial_state(2)
+    done = torch.zeros(3, 2)
+    full, _ = agent.actor_sequence(obs, state, done)
+    perm = torch.tensor([2, 0, 3, 1])
+    permuted, _ = agent.actor_sequence(obs[:, :, perm], state, done)
+    torch.testing.assert_close(permuted, full[:, :, perm])
+    # a member's action now depends on the other members (unlike the member-local policy)
+    obs2 = obs.clone()
+    obs2[:, :, 0] += 1.0
+    other, _ = agent.actor_sequence(obs2, state, done)
+    assert not torch.allclose(other[:, :, 1:], full[:, :, 1:])
+    # the update's member subset: pooling over all members, actions for the subset only
+    Lh = state[0].shape[-1]
+    sub_state = tuple(s.view(1, 2, 4, -1, Lh)[:, :, [1, 3]].reshape(1, -1, Lh) for s in state)
+    sub, _ = agent.actor_sequence(obs, sub_state, done, members=torch.tensor([1, 3]))
+    torch.testing.assert_close(sub, full[:, :, [1, 3]])
+    # under autograd the update's estimator: exact values, and with all members acting the exact gradient
+    with torch.enable_grad():
+        g = []
+        for members in (None, torch.arange(4)):
+            agent.zero_grad()
+            m, _ = agent.actor_sequence(obs, state, done, members=members)
+            torch.testing.assert_close(m, full)
+            (m**2).sum().backward()
+            g.append(agent.encoder[0].weight.grad.clone())
+        torch.testing.assert_close(g[0], g[1])
+    # independent of N_ens and N: the same weights run on 6 members of a 12-point grid
+    big = P.Agent(cfg, C=6, M=6, N=12)
+    big.load_state_dict(agent.state_dict())
+    out, _ = big.actor_sequence(torch.randn(2, 1, 6, 6, 12), big.initial_state(1), torch.zeros(2, 1))
+    assert out.shape == (2, 1, 6, 12) and torch.isfinite(out).all()
+
+
+def test_member_mix_training_run_and_eval(tiny_cfg_file, tiny_data, tmp_path, monkeypatch):
+    monkeypatch.setattr(P, "LOGS_ROOT", tmp_path)
+    _, data_dir, _, _ = tiny_data
+    out = P.train(*P.parse_args(["--config", str(tiny_cfg_file), "--data-dir", str(data_dir), "--run-name", "mix",
+                                 "--member-mix", "--features", "xb,y,innov,mean,spread,anom,corr1,gain",
+                                 "--agent-inflation", "0", "--truth-weight", "1", "--truth-ramp", "0.5",
+                                 "--reward-form", "crps", "--total-timesteps", "1024", "--no-progress"]))  # fmt: skip
+    run = tmp_path / "tiny" / "runs" / "mix"
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["agent_inflation"] == saved["teacher_inflation"] == 1.5  # resolved: the tiny config's teacher
+    evals = [json.loads(x) for x in (run / "evals.jsonl").read_text().splitlines()]
+    assert evals[-1]["final"] and evals[-1]["step"] == out["steps"]
+    assert evals[-1]["tuned_inflation"] == 1.5 and np.isfinite(evals[-1]["tuned_enkf_rmse"])
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    ea = EventAccumulator(str(run))
+    ea.Reload()
+    w = [e.value for e in ea.Scalars("reward/truth_weight")]
+    assert w[0] < 0.5 and w[-1] == pytest.approx(1.0)  # the ramp from teacher to truth
+
+
+# ---------------------------------------------------------------------------------------------------
+# the tuned EnKF beside the agent
+# ---------------------------------------------------------------------------------------------------
+def test_path_baseline_tuned_enkf_reproduces_the_stored_filter_at_its_inflation(tiny_data):
+    cfg, _, _, d = tiny_data
+    obs, _ = obs_setup(cfg)
+    fc = EnKFVecEnv(cfg, d, 1, scoring=False).fc
+    base = path_baselines(cfg, d, 0, fc, obs, tuned_inflation=cfg.inflation)
+    np.testing.assert_allclose(base["tuned_enkf"], base["enkf"], rtol=2e-3, atol=1e-5)
+    other = path_baselines(cfg, d, 0, fc, obs, tuned_inflation=1.0)
+    assert not np.allclose(other["tuned_enkf"], base["enkf"])
+
+
+def test_plot_training_curve(tmp_path):
+    import scripts.plot_training_curve as C
+
+    run = tmp_path / "run"
+    run.mkdir()
+    rows = [dict(step=s, seconds=60.0 * s / 1000, agent_rmse=0.3 - 1e-4 * s, enkf_rmse=0.23, tuned_enkf_rmse=0.14,
+                 tuned_inflation=1.35) for s in (100, 200, 300)]  # fmt: skip
+    (run / "evals.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n" + json.dumps(rows[-1]) + "\n")
+    assert C.main([str(run), "--out", str(tmp_path / "c.png")]) == 0
+    assert (tmp_path / "c.png").stat().st_size > 10_000
+    assert [r["step"] for r in C.read_evals(run)] == [100, 200, 300]
+
+
+def test_gates_multiply_the_newest_anomaly_and_innovation(tiny_cfg_file):
+    cfg = load_config(tiny_cfg_file, {"anomaly_gate": True, "innovation_gate": True, "lstm_hidden": 0})
+    F = len(cfg.feature_list)
+    agent = P.Agent(cfg, C=cfg.temporal_window * F, M=4, N=8)
+    last = (cfg.temporal_window - 1) * F
+    assert agent.gate_idx == [last + cfg.feature_list.index("anom"), last + cfg.feature_list.index("innov")]
+    torch.nn.init.normal_(agent.actor_head.weight)
+    obs = torch.randn(1, 2, 4, cfg.temporal_window * F, 8)
+    state = agent.initial_state(2)
+    base, _ = agent.actor_sequence(obs, state, torch.zeros(1, 2))
+    # the mean is affine in the gate inputs: doubling the newest innovation adds c * innov once more
+    obs2 = obs.clone()
+    obs2[..., agent.gate_idx[1], :] *= 2
+    enc = agent.encoder  # the encoder also sees the changed channel, so compare through the head directly
+    h = agent._encode(obs2.reshape(2, 4, -1, 8)).reshape(2 * 4 * 8, -1)
+    c = agent.actor_head(h.reshape(8, 8, -1).permute(0, 2, 1))  # (B*M, 3, N)
+    expect = (
+        c[:, 0]
+        + c[:, 1] * obs2[0, :, :, agent.gate_idx[0]].reshape(8, 8)
+        + c[:, 2] * obs2[0, :, :, agent.gate_idx[1]].reshape(8, 8)
+    )
+    got, _ = agent.actor_sequence(obs2, state, torch.zeros(1, 2))
+    torch.testing.assert_close(got[0], expect.reshape(2, 4, 8))
+    assert enc is agent.encoder and not torch.allclose(got, base)
+    with pytest.raises(ConfigError, match="innovation_gate"):
+        load_config(tiny_cfg_file, {"innovation_gate": True, "features": "xb,y"})
