@@ -237,7 +237,8 @@ class EnKFVecEnv:
             to_target = (z.unsqueeze(2) - zt.unsqueeze(1)).abs().mean(2)  # (B, M, N)
             pair = (z.unsqueeze(2) - zo.unsqueeze(1)).abs()  # (B, M_i, M_j, N)
             pair = pair * (1.0 - torch.eye(M, device=z.device)).view(1, M, M, 1)  # j != i
-            score = to_target - pair.sum(2) / (2 * (M - 1))
+            # member i moves both (i, j) and (j, i) of the pair sum: its marginal effect on the ensemble CRPS
+            score = to_target - pair.sum(2) / (M - 1)
         mean_i = zo.mean(1, keepdim=True) + (z - zo) / M  # ensemble mean with member i's own analysis
         if self.cfg.spread_weight > 0 and zt.shape[1] > 1:
             # each member keeps the teacher member's distance from the ensemble mean (counters the shrinking

@@ -257,3 +257,32 @@ def test_gates_multiply_the_newest_anomaly_and_innovation(tiny_cfg_file):
     assert enc is agent.encoder and not torch.allclose(got, base)
     with pytest.raises(ConfigError, match="innovation_gate"):
         load_config(tiny_cfg_file, {"innovation_gate": True, "features": "xb,y"})
+
+
+@pytest.mark.parametrize("target", ["truth", "precomputed"])
+def test_crps_member_score_is_its_marginal_effect_on_the_ensemble_crps(tiny_data, target):
+    """Each cell-agent's CRPS score is exactly its own effect on the ensemble's fair CRPS (an exact potential
+    game: the members' optimum is the calibrated ensemble). Half the pair term, as before, under-disperses."""
+    e = _env(tiny_data, reward_form="crps", reward_target=target)
+    s = e.nc["state"][1]
+    g = torch.Generator().manual_seed(3)
+    xa = e.Eb + 0.3 * torch.randn(e.Eb.shape, generator=g)
+    tgt = e.teacher()
+
+    def ens_crps(x):  # (B, N) fair CRPS of the ensemble x against the target, in normalized units
+        z, zt = x / s, tgt / s
+        M = z.shape[1]
+        to_t = (z.unsqueeze(2) - zt.unsqueeze(1)).abs().mean(2).mean(1)
+        pair = (z.unsqueeze(2) - z.unsqueeze(1)).abs().sum((1, 2)) / (2 * M * (M - 1))
+        return to_t - pair
+
+    r0, _ = e.reward(xa, tgt)
+    i, j = 2, 5
+    moved = xa.clone()
+    moved[:, i, j] += 0.2
+    r1, _ = e.reward(moved, tgt, xa_others=xa)  # member i moved, the others at their deterministic play
+    M = xa.shape[1]
+    dC = ens_crps(moved)[:, j] - ens_crps(xa)[:, j]
+    ok = (r0[:, i, j].abs() < 1) & (r1[:, i, j].abs() < 1)  # rewards are 1 - score clipped to [-1, 1]
+    assert ok.any()
+    torch.testing.assert_close((r0 - r1)[:, i, j][ok], (M * dC)[ok], rtol=1e-4, atol=1e-6)
