@@ -97,22 +97,22 @@ class Config:
     the whole of path 0."""
     temporal_window: int = _f(3, 1, 64)
     """Number of past steps of features stacked into each observation."""
-    features: str = "xb,y,innov,mean,spread,anom"
+    features: str = "xb,y,innov,mean,spread,anom,corr1,corr2,gain"
     """Comma list of per-cell input features: xb, y, innov (y - H xb_i), mean, spread, anom (xb_i - mean),
     xa_prev (previous analysis of the member), dxa (its change); ensemble context from xb and y alone:
     corr1/corr2/corr3 (correlation across members of x_j with x_{j+k}, periodic), gain (s_j^2 / (s_j^2 + r) at
     observed points, s_j the forecast spread). The user's original list: xa_prev,xb,dxa,y."""
-    agent_inflation: float = _f(1.0, 0.0, 100.0)
+    agent_inflation: float = _f(0.0, 0.0, 100.0)
     """Multiplicative inflation of the agent's forecast anomalies before it sees them (a filter's prior
     inflation, applied to the agent's own ensemble every cycle). 1 = none; 0 = the teacher's inflation."""
-    rtps: float = _f(0.0, 0.0, 1.0)
+    rtps: float = _f(0.2, 0.0, 1.0)
     """Relaxation to prior spread (Whitaker & Hamill 2012) applied to the agent's analysis per grid point:
     anomalies scaled by 1 + rtps (sigma_b - sigma_a) / sigma_a (0 = off)."""
     action: str = _f("increment", choices=("increment", "absolute"))
     """increment: xa = xb + denorm_increment(a) (zero action keeps the forecast); absolute: xa = denorm_state(a)."""
     bound: float = _f(3.0, 1.0, 100.0)
     """Observations and actions are clipped to [-bound, bound] in normalized units."""
-    reward_target: str = _f("online", choices=("online", "precomputed", "truth"))
+    reward_target: str = _f("truth", choices=("online", "precomputed", "truth"))
     """What the agent's analysis is scored against: online = EAKF analysis of the agent's own forecast
     ensemble with the same observation and inflation; precomputed = the stored EnKF analysis of the path;
     truth = the true state."""
@@ -122,7 +122,7 @@ class Config:
     truth_ramp: float = _f(0.0, 0.0, 1.0)
     """Curriculum from teacher to truth: w grows linearly from 0 to truth_weight over this fraction of the
     training budget (steps or --max-minutes, as the learning-rate schedule); 0 = w constant."""
-    reward_form: str = _f("abs", choices=("abs", "crps"))
+    reward_form: str = _f("crps", choices=("abs", "crps"))
     """abs: member-wise 1 - |xa_i - target_i|; crps: per cell 1 - (fair CRPS contribution of member i against
     the target ensemble), which rewards matching the target's distribution, not member identities."""
     reward_grain: str = _f("cell", choices=("cell", "member", "ensemble"))
@@ -161,16 +161,16 @@ class Config:
     """LSTM hidden size per cell (local) or for the whole state (global); 0 = no LSTM."""
     lstm_layers: int = _f(1, 1, 8)
     """LSTM layers."""
-    member_mix: bool = False
+    member_mix: bool = True
     """Local policy: after the first conv layer, the mean over members of every channel is appended to each
     member's channels (a DeepSets pooling layer), so each cell sees ensemble-wide statistics; weight-shared,
     independent of N and N_ens."""
-    anomaly_gate: bool = False
+    anomaly_gate: bool = True
     """Local policy: mean increment a_i + b_i * anom_i (a, b from the network, anom_i the member's normalized
-    forecast anomaly), so anomaly scaling is built in. Needs 'anom' in features."""
-    innovation_gate: bool = False
+    forecast anomaly), so anomaly scaling is built in. Applies when 'anom' is among the features."""
+    innovation_gate: bool = True
     """Local policy: add c_i * innov_i to the increment (c from the network, innov_i = y - H xb_i normalized), so
-    a gain times the innovation is one multiplication. Needs 'innov' in features; combines with anomaly_gate."""
+    a gain times the innovation is one multiplication. Applies when 'innov' is among the features."""
     init_action_std: float = _f(0.05, 1e-4, 3.0)
     """Initial Gaussian exploration std (normalized action units); log-std is learned."""
     min_action_std: float = _f(0.005, 1e-6, 1.0)
@@ -317,15 +317,11 @@ def _cross_check(cfg: Config, source: str):
         bad("episode_length", f"= {cfg.episode_length} exceeds path_length = {cfg.path_length}")
     if cfg.advantage == "self_critical" and cfg.explore_in_dynamics:
         bad("advantage", "= 'self_critical' needs explore_in_dynamics = False (the sample must not change the future)")
-    if cfg.agents == "per-member" and (cfg.reward_grain != "cell" or cfg.reward_form != "abs"):
-        bad("agents", "= 'per-member' sets its own reward (1 - RMSE_i per member); leave reward_grain = 'cell' "
-            "and reward_form = 'abs'")  # fmt: skip
+    if cfg.agents == "per-member" and cfg.reward_grain != "cell":
+        bad("agents", "= 'per-member' sets its own reward (1 - RMSE_i per member, reward_form is not used); "
+            "leave reward_grain = 'cell'")  # fmt: skip
     if cfg.truth_weight > 0 and cfg.reward_target == "truth":
         bad("truth_weight", "> 0 mixes the truth into a teacher target; with reward_target = 'truth' leave it 0")
-    if cfg.innovation_gate and ("innov" not in feats or cfg.policy != "local"):
-        bad("innovation_gate", "needs policy = 'local' and 'innov' in features")
-    if cfg.member_mix and cfg.policy != "local":
-        bad("member_mix", "needs policy = 'local'")
     if cfg.min_action_std > cfg.max_action_std:
         bad("min_action_std", f"= {cfg.min_action_std:g} exceeds max_action_std = {cfg.max_action_std:g}")
     if cfg.num_paths > cfg.spinup_steps - cfg.spinup_steps // 2:

@@ -34,3 +34,11 @@ def tiny_data(tiny_cfg_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("data")
     summary = generate(cfg, out, progress=False)
     return cfg, out, summary, load_data(cfg, out)
+
+
+@pytest.fixture(autouse=True)
+def _tuned_files_in_tmp(tmp_path_factory, monkeypatch):
+    """Tuned inflations found by tests go to a temporary folder, never into the repository's configs/tuned/."""
+    import enkf.tuned
+
+    monkeypatch.setattr(enkf.tuned, "TUNED_DIR", tmp_path_factory.getbasetemp() / "tuned")

@@ -28,7 +28,7 @@ def test_observation_shape_and_bounds(env):
 def test_continuity_next_forecast_integrates_agent_analysis(env):
     a = 0.3 * torch.randn(4, env.M, env.N, generator=torch.Generator().manual_seed(1))
     xa = env.analysis_from_action(a)
-    expected = env.fc(xa)
+    expected = env.prior(env.fc(xa))  # the agent's next prior: its forecast, inflated by agent_inflation
     t_before = env.t.clone()
     res = env.step(a)
     live = ~(res.terminated | res.truncated)
@@ -45,7 +45,7 @@ def test_reset_starts_from_stored_background_of_curriculum_paths(env):
     env.reset()
     assert (env.path == 2).all()
     for b in range(4):
-        torch.testing.assert_close(env.Eb[b], env.xb_enkf[2, env.t[b]])
+        torch.testing.assert_close(env.Eb[b], env.prior(env.xb_enkf[2, env.t[b]]))  # with agent_inflation
         assert env.t_end[b] == env.t[b] + env.L and env.t_end[b] < env.T
 
 
@@ -160,7 +160,7 @@ def test_self_critical_baseline_and_noise_free_dynamics(env):
     """With mean_action given (explore_in_dynamics off), the mean analysis is integrated, the sample is only
     scored, and the sample's reward equals the baseline when the sample is the mean."""
     mean = 0.2 * torch.randn(4, env.M, env.N, generator=torch.Generator().manual_seed(2))
-    expected = env.fc(env.analysis_from_action(mean))
+    expected = env.prior(env.fc(env.analysis_from_action(mean)))
     res = env.step(mean + 0.5, mean)
     live = ~(res.terminated | res.truncated)
     torch.testing.assert_close(env.Eb[live], expected[live])

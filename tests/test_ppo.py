@@ -7,6 +7,9 @@ import torch
 import ppo_lstm_enkf as P
 from configs.defaults import load_config
 
+# a member-local policy without gates, for shape-generic tests with arbitrary channel counts
+PLAIN = {"member_mix": False, "anomaly_gate": False, "innovation_gate": False}
+
 
 def test_gae_hand_computed_with_termination_and_truncation_bootstrap():
     g, lam = 0.9, 0.8
@@ -55,7 +58,7 @@ def test_curriculum_rule():
 
 @pytest.mark.parametrize("policy,agents", [("local", "single"), ("global", "single"), ("global", "per-member")])
 def test_lstm_state_reset_at_episode_start(tiny_cfg_file, policy, agents):
-    cfg = load_config(tiny_cfg_file, {"policy": policy, "agents": agents})
+    cfg = load_config(tiny_cfg_file, {"policy": policy, "agents": agents, **PLAIN})
     torch.manual_seed(0)
     agent = P.Agent(cfg, C=6, M=3, N=8)
     obs = torch.randn(5, 2, 3, 6, 8)
@@ -73,8 +76,9 @@ def test_lstm_state_reset_at_episode_start(tiny_cfg_file, policy, agents):
 
 @pytest.mark.parametrize("policy,agents", [("local", "single"), ("global", "per-member")])
 def test_member_subset_matches_full_forward(tiny_cfg_file, policy, agents):
-    """The local and per-member policies treat members independently, so the update may subsample them."""
-    cfg = load_config(tiny_cfg_file, {"policy": policy, "agents": agents})
+    """The member-local and per-member policies treat members independently, so the update may subsample them
+    (the member pooling layer has its own test in test_teacher_context.py)."""
+    cfg = load_config(tiny_cfg_file, {"policy": policy, "agents": agents, **PLAIN})
     agent = P.Agent(cfg, C=6, M=4, N=8)
     obs = torch.randn(3, 2, 4, 6, 8)
     state = tuple(s + torch.randn_like(s) for s in agent.initial_state(2))

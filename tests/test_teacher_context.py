@@ -75,13 +75,13 @@ def _env(tiny_data, **kw):
 
 def test_teacher_uses_teacher_inflation_on_the_raw_forecast(tiny_data):
     cfg, _, _, d = tiny_data
-    plain = _env(tiny_data, teacher_inflation=1.3, agent_inflation=1.0)
+    plain = _env(tiny_data, teacher_inflation=1.3, agent_inflation=1.0, reward_target="online", rtps=0.0)
     raw = plain.Eb.clone()  # (B, M, N) the stored backgrounds
     y = plain.y[plain.path, plain.t]
     obs, r = obs_setup(cfg)
     torch.testing.assert_close(plain.teacher(), eakf(raw, y, obs, r, 1.3))
     # with agent_inflation the agent's prior is inflated, and the teacher is the same analysis
-    inf = _env(tiny_data, teacher_inflation=1.3, agent_inflation=1.3)
+    inf = _env(tiny_data, teacher_inflation=1.3, agent_inflation=1.3, reward_target="online", rtps=0.0)
     torch.testing.assert_close(inf.Eb.std(1), 1.3 * raw.std(1), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(inf.Eb.mean(1), raw.mean(1))
     torch.testing.assert_close(inf.teacher(), eakf(raw, y, obs, r, 1.3), rtol=1e-4, atol=1e-5)
@@ -96,7 +96,7 @@ def test_teacher_uses_teacher_inflation_on_the_raw_forecast(tiny_data):
 
 
 def test_truth_weight_mixes_teacher_and_truth_scores(tiny_data):
-    e0 = _env(tiny_data, teacher_inflation=1.3)
+    e0 = _env(tiny_data, teacher_inflation=1.3, reward_target="online")
     et = _env(tiny_data, teacher_inflation=1.3, reward_target="truth")
     a = 0.2 * torch.randn(3, e0.M, e0.N, generator=torch.Generator().manual_seed(0))
     xa = e0.analysis_from_action(a)
@@ -138,7 +138,7 @@ def test_rtps_relaxes_analysis_spread_towards_the_prior(tiny_data):
 
 def test_evaluation_env_does_not_score(tiny_data):
     cfg, _, _, d = tiny_data
-    e = EnKFVecEnv(dataclasses.replace(cfg, teacher_inflation=0.0), d, num_envs=2, scoring=False)
+    e = EnKFVecEnv(dataclasses.replace(cfg, teacher_inflation=0.0, agent_inflation=1.0), d, num_envs=2, scoring=False)
     e.reset()
     res = e.step(torch.zeros(2, e.M, e.N))
     assert (res.reward == 0).all() and torch.isfinite(res.info["rmse_truth"]).all()
@@ -148,7 +148,7 @@ def test_evaluation_env_does_not_score(tiny_data):
 # the member pooling layer
 # ---------------------------------------------------------------------------------------------------
 def test_member_mix_is_permutation_equivariant_and_sees_the_ensemble(tiny_cfg_file):
-    cfg = load_config(tiny_cfg_file, {"member_mix": True})
+    cfg = load_config(tiny_cfg_file, {"member_mix": True, "anomaly_gate": False, "innovation_gate": False})
     agent = P.Agent(cfg, C=6, M=4, N=8)
     obs = torch.randn(3, 2, 4, 6, 8)
     state = agent.initial_state(2)
@@ -189,7 +189,7 @@ def test_member_mix_training_run_and_eval(tiny_cfg_file, tiny_data, tmp_path, mo
     _, data_dir, _, _ = tiny_data
     out = P.train(*P.parse_args(["--config", str(tiny_cfg_file), "--data-dir", str(data_dir), "--run-name", "mix",
                                  "--member-mix", "--features", "xb,y,innov,mean,spread,anom,corr1,gain",
-                                 "--agent-inflation", "0", "--truth-weight", "1", "--truth-ramp", "0.5",
+                                 "--agent-inflation", "0", "--reward-target", "online", "--truth-weight", "1", "--truth-ramp", "0.5",
                                  "--reward-form", "crps", "--total-timesteps", "1024", "--no-progress"]))  # fmt: skip
     run = tmp_path / "tiny" / "runs" / "mix"
     saved = json.loads((run / "config.json").read_text())
@@ -255,8 +255,9 @@ def test_gates_multiply_the_newest_anomaly_and_innovation(tiny_cfg_file):
     got, _ = agent.actor_sequence(obs2, state, torch.zeros(1, 2))
     torch.testing.assert_close(got[0], expect.reshape(2, 4, 8))
     assert enc is agent.encoder and not torch.allclose(got, base)
-    with pytest.raises(ConfigError, match="innovation_gate"):
-        load_config(tiny_cfg_file, {"innovation_gate": True, "features": "xb,y"})
+    # without the gate's feature the gate does not apply (the user's feature list has neither)
+    plain = P.Agent(load_config(tiny_cfg_file, {"features": "xa_prev,xb,dxa,y"}), C=12, M=4, N=8)
+    assert plain.gate_idx == [] and plain.actor_head.out_channels == 1
 
 
 @pytest.mark.parametrize("target", ["truth", "precomputed"])
