@@ -54,7 +54,7 @@ stop: ## SIGTERM every training (each checkpoints, then exits) and the backgroun
 		rm -f $(LOGS)/tensorboard.pid; fi
 
 eval: install ## benchmark suite on held-out data: filters + agent CHECKPOINT (default pretrained/<config>.pt)
-	$(PY) -m enkf.evaluate --config $(CONFIG) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) $(ARGS)
+	$(PY) scripts/evaluate.py --config $(CONFIG) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) $(ARGS)
 
 eval-path0: install ## evaluate CHECKPOINT on held-out path 0 only (plots + summary beside the run)
 	@test -n "$(CHECKPOINT)" || { echo "usage: make eval-path0 CHECKPOINT=logs/<config>/runs/<run>/checkpoints/best.pt"; exit 2; }
