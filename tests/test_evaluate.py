@@ -176,11 +176,14 @@ def test_shipped_pretrained_agent_is_small_documented_and_assimilates():
     s = E.heldout_set(cfg, "t", paths=2, cycles=150, seed=5, fc=fc, progress=False)
     burn = 50
     agent = E.summarize(SE.run_agent(ag, cfg, s, fc), burn, None)
-    enkf = E.summarize(E.run_classical(cfg, "eakf", [cfg.inflation], s, fc, torch.Generator(), burn)[0], burn, None)
-    obs_only = E.summarize(E.run_classical(cfg, "obs_only", [1.0], s, fc, torch.Generator(), burn)[0], burn, None)
+    # the EnKF (EAKF at the config inflation) is the run that made the set; observation-only with H = I puts every
+    # member on y, so its analysis RMSE is that of y itself
+    assert cfg.obs_stride == 1 and cfg.data_filter == "eakf"
+    enkf = float(rmse(s.xa.mean(-2), s.truth)[:, burn:].mean())
+    obs_only = float(rmse(s.y, s.truth)[:, burn:].mean())
     assert agent["paths_survived"] == 2
-    assert agent["rmse"] < 0.9 * obs_only["rmse"]
-    assert agent["rmse"] < 1.2 * enkf["rmse"]
+    assert agent["rmse"] < 0.9 * obs_only
+    assert agent["rmse"] < 1.2 * enkf
     assert agent["spread_over_rmse"] > 0.2  # the ensemble is alive
 
 
