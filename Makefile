@@ -84,8 +84,8 @@ format: install ## ruff format + autofix
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-bench-data: install ## benchmark full data generation for CONFIG (prints figures)
-	$(PY) bench/data_generation.py --config $(CONFIG)
+bench-data: install ## time a full data generation for CONFIG, phase by phase (ARGS="--threads 1": one core)
+	$(PY) bench/data_generation.py --config $(CONFIG) $(ARGS)
 
 bench-env: install ## environment throughput vs a naive per-member loop (prints figures)
 	$(PY) bench/env_throughput.py --config $(CONFIG)

@@ -1,6 +1,6 @@
 """Benchmark: full data generation for a config (1M-step spin-up + 100 paths x 1000 cycles by default).
 
-    python bench/data_generation.py --config configs/L96_1.py [--out /tmp/bench_data] [--no-compile]
+    python bench/data_generation.py --config configs/L96_1.py [--threads 1] [--out /tmp/bench_data] [--no-compile]
 
 Runs `enkf.data` in a fresh process (so torch.compile's cost is included, as a user would see it) into a
 scratch folder, and prints the wall time and the generator's own time per phase: spin-up (the fused C loop,
@@ -12,6 +12,7 @@ machine. Last line: JSON {"config", "wall_s", "seconds": {phase: s}, "analysis_r
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -26,11 +27,15 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--config", default="configs/L96_1.py")
 ap.add_argument("--out", default=None, help="output folder (default: a temporary folder, removed afterwards)")
 ap.add_argument("--no-compile", action="store_true", help="run the forecast eagerly")
+ap.add_argument(
+    "--threads", type=int, default=0, help="torch threads of the generator (1 = one core; 0 = torch's default)"
+)
 a = ap.parse_args()
 out = a.out or tempfile.mkdtemp(prefix="bench_data_")
 cmd = [sys.executable, "-m", "enkf.data", "--config", a.config, "--out", out, "--force", "--quiet"]
 t0 = time.time()
-p = subprocess.run(cmd + (["--no-compile"] if a.no_compile else []), cwd=ROOT, capture_output=True, text=True)
+env = {**os.environ, **({"OMP_NUM_THREADS": str(a.threads)} if a.threads else {})}  # torch reads it at start
+p = subprocess.run(cmd + (["--no-compile"] if a.no_compile else []), cwd=ROOT, env=env, capture_output=True, text=True)
 wall = time.time() - t0
 if not a.out:
     shutil.rmtree(out, ignore_errors=True)
