@@ -26,6 +26,7 @@ import numpy as np
 
 _SRC = r"""
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void tend(int model, const double *p, int n, const double *x, double *k) {
@@ -45,8 +46,9 @@ static void tend(int model, const double *p, int n, const double *x, double *k) 
 /* n_steps RK4 steps of x (n); the states after steps keep_from+1 .. n_steps go to kept (row-major). */
 int rk4_trajectory(int model, const double *p, int n, double dt, int64_t n_steps, int64_t keep_from,
                    double *x, double *kept) {
-    double k1[64], k2[64], k3[64], k4[64], t[64];
-    if (n > 64) return -1;
+    double *buf = malloc(5 * (size_t)n * sizeof(double));
+    if (!buf) return -1;
+    double *k1 = buf, *k2 = buf + n, *k3 = buf + 2 * n, *k4 = buf + 3 * n, *t = buf + 4 * n;
     double h = 0.5 * dt, s = dt / 6.0;
     for (int64_t step = 1; step <= n_steps; step++) {
         tend(model, p, n, x, k1);
@@ -59,11 +61,11 @@ int rk4_trajectory(int model, const double *p, int n, double dt, int64_t n_steps
         for (int i = 0; i < n; i++) x[i] = x[i] + s * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i]);
         if (step > keep_from) memcpy(kept + (step - keep_from - 1) * n, x, sizeof(double) * n);
     }
+    free(buf);
     return 0;
 }
 """
 _FLAGS = ["-O2", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math"]
-MAX_N = 64
 _lib: ctypes.CDLL | None | bool = None  # None: not tried yet; False: unavailable
 
 
@@ -136,8 +138,6 @@ def trajectory(model: str, params: dict, dt: float, x0: np.ndarray, n_steps: int
             raise ValueError(f"lorenz63 needs N = 3, got {n}")
     else:
         raise ValueError(f"unknown model {model!r}; allowed: 'lorenz96', 'lorenz63'")
-    if n > MAX_N:
-        raise ValueError(f"fused loop supports N <= {MAX_N}, got {n}")
     if not 0 <= keep_from <= n_steps:
         raise ValueError(f"need 0 <= keep_from <= n_steps, got {keep_from}, {n_steps}")
     kept = np.empty((n_steps - keep_from, n), dtype=np.float64)
