@@ -54,7 +54,7 @@ stop: ## SIGTERM every training (each checkpoints, then exits) and the backgroun
 		rm -f $(LOGS)/tensorboard.pid; fi
 
 eval: install ## benchmark suite on held-out data: filters + agent CHECKPOINT (default pretrained/<config>.pt)
-	$(PY) -m enkf.evaluate --config $(CONFIG) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) $(ARGS)
+	$(PY) scripts/evaluate.py --config $(CONFIG) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) $(ARGS)
 
 eval-path0: install ## evaluate CHECKPOINT on held-out path 0 only (plots + summary beside the run)
 	@test -n "$(CHECKPOINT)" || { echo "usage: make eval-path0 CHECKPOINT=logs/<config>/runs/<run>/checkpoints/best.pt"; exit 2; }
@@ -84,8 +84,8 @@ format: install ## ruff format + autofix
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-bench-data: install ## benchmark full data generation for CONFIG (prints figures)
-	$(PY) bench/data_generation.py --config $(CONFIG)
+bench-data: install ## time a full data generation for CONFIG, phase by phase (ARGS="--threads 1": one core)
+	$(PY) bench/data_generation.py --config $(CONFIG) $(ARGS)
 
 bench-env: install ## environment throughput vs a naive per-member loop (prints figures)
 	$(PY) bench/env_throughput.py --config $(CONFIG)

@@ -1,16 +1,20 @@
-"""Benchmark suite: classical filters and trained agents on held-out data (SPEC §5, §8; issue 5).
+"""Benchmark suite on held-out data: classical filters, and agents given by the caller (SPEC §5, §8; issues 5, 12).
 
-    python -m enkf.evaluate --config configs/L96_1.py --checkpoint pretrained/L96_1.pt
-    python -m enkf.evaluate --config configs/L96_2.py --checkpoint pretrained/L96_1.pt   # zero-shot transfer
     python -m enkf.evaluate --config configs/L96_1.py --methods eakf,letkf --n-ens "" --paths 4 --cycles 300
+
+This module is the filter part of the suite and never imports the training script (SPEC §2). Trained agents
+are run by the script-level tool that wraps it, with the same flags plus --checkpoint:
+
+    python scripts/evaluate.py --config configs/L96_1.py --checkpoint pretrained/L96_1.pt      # = make eval
+    python scripts/evaluate.py --config configs/L96_2.py --checkpoint pretrained/L96_1.pt      # zero-shot transfer
 
 Every method runs on the same held-out data: path 0 of the config's data (never trained on) and a separate
 held-out set of --paths truths from new start points (their own seed, each spun up from a random state; never
 used for data generation or training). Methods: free_run, obs_only, nudging (best constant gain
 xa = xb + g (y - H xb), g picked per set), pertobs, eakf, etkf, letkf (each at the config's inflation and at
-the inflation tuned on a third, separate tuning set), and agents (--checkpoint, repeatable). All start from
-the same first background ensemble. An agent keeps its own architecture and normalization (from the
-checkpoint); only the system (N, F, observations, N_ens) comes from --config, so a local agent can be run
+the inflation tuned on a third, separate tuning set), and agents (scripts/evaluate.py --checkpoint, repeatable).
+All start from the same first background ensemble. An agent keeps its own architecture and normalization (from
+the checkpoint); only the system (N, F, observations, N_ens) comes from --config, so a local agent can be run
 zero-shot at any N and N_ens.
 Outputs under --out (default logs/<config>/evaluate/): eval.md (tables), eval.json, rmse_over_time.png,
 hovmoller.png, rmse_vs_nens.png. Last line printed: a JSON summary.
@@ -32,7 +36,6 @@ import torch
 from configs.defaults import LOGS_ROOT, Config, ConfigError, load_config
 from enkf import io
 from enkf.data import (
-    DATA_FIELDS,
     DataError,
     PathData,
     assimilate,
@@ -43,7 +46,6 @@ from enkf.data import (
     spread,
 )
 from enkf.filters import make_analysis
-from enkf.normalization import Normalizer
 from enkf.sweep import held_out_truth
 from enkf.tuned import TUNE_CYCLES, TUNE_PATHS, tuning_seed
 from enkf.tuned import write as write_tuned
@@ -153,49 +155,9 @@ def tune(cfg: Config, method: str, s: EvalSet, fc, gen, burn_in: int, inflations
     return float(inflations[int(np.argmin(score))])
 
 
+# Agents: load_agent / run_agent live in scripts/evaluate.py (they need the training script's Agent); they are
+# passed in here as `run_agent(ag, cfg, set, fc) -> result` and loaded agent dicts (label, path, cfg, step, ...).
 # ---------------------------------------------------------------------------------------------------
-# Agents
-# ---------------------------------------------------------------------------------------------------
-def load_agent(path: Path) -> dict:
-    """A training checkpoint or a pretrained file: weights, the agent's config and its normalization."""
-    import ppo_lstm_enkf as P
-
-    st = P.load_checkpoint(path)
-    try:
-        cfg = Config(**st["config"])
-    except TypeError as e:
-        raise ConfigError(f"--checkpoint: {path}: its config does not match this version ({e})") from None
-    label = path.stem if path.parent.name != "checkpoints" else f"{path.parent.parent.name}/{path.stem}"
-    return dict(path=str(path), label=f"agent {label}", cfg=cfg, norm=Normalizer.from_dict(st["normalization"]),
-                weights=st["agent"], provenance=st.get("provenance"), step=st.get("global_step"))  # fmt: skip
-
-
-def agent_env_config(agent_cfg: Config, target: Config) -> Config:
-    """The agent's RL settings (features, window, action, bound, ...) on the target's system."""
-    return dataclasses.replace(agent_cfg, **{k: getattr(target, k) for k in DATA_FIELDS}, burn_in=target.burn_in,
-                               name=target.name, compile=target.compile)  # fmt: skip
-
-
-def run_agent(ag: dict, target: Config, s: EvalSet, fc=None) -> dict:
-    import ppo_lstm_enkf as P
-    from enkf.env import EnKFVecEnv
-
-    cfg = agent_env_config(ag["cfg"], target)
-    M, N = s.xb.shape[2], s.truth.shape[2]
-    if ag["cfg"].policy == "global" and (M != ag["cfg"].N_ens or N != ag["cfg"].N):
-        return dict(method=ag["label"], param=None, error=f"policy global is tied to N_ens={ag['cfg'].N_ens}, "
-                    f"N={ag['cfg'].N}")  # fmt: skip
-    data = PathData(truth=s.truth, obs=s.y, xb=s.xb, xa=s.xa, start_idx=np.zeros(s.P, dtype=np.int64),
-                    start_states=s.truth[:, 0], norm=ag["norm"], meta={}, folder=Path("."))  # fmt: skip
-    env = EnKFVecEnv(dataclasses.replace(cfg, N_ens=M), data, s.P, seed=0, forecaster=fc, scoring=False)
-    agent = P.Agent(cfg, env.C, M, N)
-    agent.load_state_dict(ag["weights"])
-    agent.eval()
-    t0 = time.time()
-    r = P.rollout_paths(agent, env, list(range(s.P)))
-    T = s.y.shape[1]
-    return dict(method=ag["label"], param=None, rmse=r["rmse"], spread=r["spread"], mean=r["mean"],
-                seconds=(time.time() - t0) / T, survived=r["survived"])  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -303,7 +265,8 @@ def figures(cfg: Config, s: EvalSet, raws: list[dict], rows: list[dict], nens_ro
     return {k: str(v) for k, v in figs.items()}
 
 
-def run_methods(cfg: Config, methods, agents, s: EvalSet, tuned: dict, fc, gen, burn_in) -> tuple[list, list]:
+def run_methods(cfg: Config, methods, agents, s: EvalSet, tuned: dict, fc, gen, burn_in,
+                run_agent=None) -> tuple[list, list]:  # fmt: skip
     raws = []
     for m in methods:
         if m in TUNABLE:
@@ -337,10 +300,13 @@ def run_methods(cfg: Config, methods, agents, s: EvalSet, tuned: dict, fc, gen, 
     return raws, rows
 
 
-def evaluate(cfg: Config, checkpoints, methods, n_ens, paths, cycles, tune_paths, tune_cycles, seed, path0: bool,
-             out: Path, progress=True) -> dict:  # fmt: skip
+def evaluate(cfg: Config, agents, methods, n_ens, paths, cycles, tune_paths, tune_cycles, seed, path0: bool,
+             out: Path, progress=True, run_agent=None) -> dict:  # fmt: skip
+    """The suite. `agents`: loaded agent dicts, run by `run_agent` (scripts/evaluate.py supplies both; the
+    filter-only suite passes none). Writes eval.md, eval.json and the figures under `out`; returns the report."""
     t_start = time.time()
-    agents = [load_agent(Path(c)) for c in checkpoints]
+    if agents and run_agent is None:
+        raise ValueError("evaluate: agents given without run_agent (use scripts/evaluate.py)")
     if cfg.data_filter not in methods:
         methods = [*methods, cfg.data_filter]  # the reference of every ratio
     fc = make_forecaster(cfg, bucket=True)  # many batch sizes: a few compiles, not one per size
@@ -381,7 +347,7 @@ def evaluate(cfg: Config, checkpoints, methods, n_ens, paths, cycles, tune_paths
         if M == cfg.N_ens and path0:
             sets.insert(0, path0_set(ensure_data(cfg, progress=progress)))
         for s in sets:
-            raws, rows = run_methods(cM, methods, agents, s, tuned, fc, gen, burn)
+            raws, rows = run_methods(cM, methods, agents, s, tuned, fc, gen, burn, run_agent)
             report["sets"][f"{s.name}, N_ens={M}"] = rows
             if M == cfg.N_ens:
                 md += table(rows, cM, f"{s.name}, N_ens = {M}, {s.y.shape[1]} cycles")
@@ -430,10 +396,13 @@ def _ints(s: str, flag: str) -> list[int]:
     return v
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m enkf.evaluate", description=__doc__.split("\n\n")[0])
+def main(argv=None, prog: str = "python -m enkf.evaluate", load_agent=None, run_agent=None) -> int:
+    """The command line of the suite. Without load_agent/run_agent (python -m enkf.evaluate) it runs the
+    filters only and refuses --checkpoint; scripts/evaluate.py passes both and runs agents too."""
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", required=True)
-    ap.add_argument("--checkpoint", action="append", default=[], help="agent checkpoint (repeatable)")
+    ap.add_argument("--checkpoint", action="append", default=[],
+                    help="agent checkpoint (repeatable; only with scripts/evaluate.py)")  # fmt: skip
     ap.add_argument("--methods", default="free_run,obs_only,nudging,pertobs,eakf,letkf",
                     help=f"comma list of {', '.join(CLASSICAL)}")  # fmt: skip
     ap.add_argument("--n-ens", default="5,10,20,40", help="ensemble sizes for the RMSE-vs-N_ens sweep ('' = none)")
@@ -456,14 +425,18 @@ def main(argv=None) -> int:
                 f"command line: --methods: unknown method(s) {', '.join(bad)} (allowed: {', '.join(CLASSICAL)})"
             )
         n_ens = _ints(a.n_ens, "--n-ens")
+        if a.checkpoint and load_agent is None:
+            raise ConfigError("command line: --checkpoint: agents are run by the script-level tool: "
+                              f"python scripts/evaluate.py --config {a.config} --checkpoint {a.checkpoint[0]}")  # fmt: skip
         if a.paths < 1 or a.tune_paths < 1 or a.cycles < 2 or a.tune_cycles < 2:
             raise ConfigError("command line: need --paths >= 1, --tune-paths >= 1, --cycles >= 2, --tune-cycles >= 2")
         if a.threads:
             torch.set_num_threads(a.threads)
         out = Path(a.out) if a.out else LOGS_ROOT / cfg.name / "evaluate"
         seed = cfg.data_seed + 104729 if a.seed is None else a.seed
-        rep = evaluate(cfg, a.checkpoint, methods, n_ens, a.paths, a.cycles, a.tune_paths, a.tune_cycles, seed,
-                       not a.no_path0, out, progress=not a.quiet)  # fmt: skip
+        agents = [load_agent(Path(c)) for c in a.checkpoint]
+        rep = evaluate(cfg, agents, methods, n_ens, a.paths, a.cycles, a.tune_paths, a.tune_cycles, seed,
+                       not a.no_path0, out, progress=not a.quiet, run_agent=run_agent)  # fmt: skip
     except (ConfigError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

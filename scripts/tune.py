@@ -21,6 +21,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import re
+import socket
 import sys
 from pathlib import Path
 
@@ -81,6 +84,42 @@ def write_best(study: optuna.Study, base_path: str, out: Path) -> Path | None:
     return path
 
 
+def storage_url(url: str) -> str:
+    """SQLAlchemy >= 2.1 reads postgresql:// as the psycopg 3 driver; requirements.txt installs psycopg2, so a
+    plain postgresql:// URL uses psycopg2 unless psycopg 3 is installed."""
+    import importlib.util
+
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None:
+        if importlib.util.find_spec("psycopg2") is not None:
+            return "postgresql+psycopg2://" + url[len("postgresql://") :]
+    return url
+
+
+def open_storage(url: str, attempts: int = 6) -> optuna.storages.RDBStorage:
+    """The study's database. Workers that start at the same moment on an empty database race to create Optuna's
+    tables (measured: `duplicate key ... pg_type` on PostgreSQL with two processes); the loser retries, and
+    then finds the tables made. A database that stays unreachable ends in a one-line error."""
+    import random
+    import time
+
+    import sqlalchemy.exc
+
+    for i in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(storage_url(url))
+        except sqlalchemy.exc.SQLAlchemyError as e:
+            if i == attempts - 1:
+                msg = str(e.orig if getattr(e, "orig", None) else e).strip().splitlines()[0]
+                raise ConfigError(f"--storage {hide_password(url)}: cannot open the study database ({msg})") from None
+            time.sleep(0.5 + random.random())
+    raise AssertionError("unreachable")
+
+
+def hide_password(url: str) -> str:
+    """postgresql://user:secret@host/db -> postgresql://user:***@host/db (summaries end up in logs)."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="configs/L96_1.py")
@@ -107,11 +146,18 @@ def main(argv=None) -> int:
     storage = a.storage or f"sqlite:///{out / 'optuna.db'}"
     name = a.study_name or f"{base.name}-tune"
     optuna.logging.set_verbosity(logging.WARNING)
+    try:
+        db = open_storage(storage)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     study = optuna.create_study(
-        study_name=name, storage=storage, direction="minimize", load_if_exists=True,
+        study_name=name, storage=db, direction="minimize", load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=a.seed, n_startup_trials=4),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
     )  # fmt: skip
+
+    worker = f"{socket.gethostname()}:{os.getpid()}"
 
     def objective(trial: optuna.Trial) -> float:
         params = sample(trial, base.num_envs)
@@ -129,6 +175,7 @@ def main(argv=None) -> int:
             trial.report(objective_value(s), step)
             return trial.should_prune()
 
+        trial.set_user_attr("worker", worker)  # which machine and process ran it (several may share a study)
         res = P.train(cfg, args, on_eval=on_eval)
         trial.set_user_attr("run", res.get("run"))
         if res.get("pruned"):
@@ -144,8 +191,9 @@ def main(argv=None) -> int:
     study.optimize(objective, n_trials=a.n_trials, timeout=a.timeout, callbacks=[after], catch=(ConfigError,))
     best_path = write_best(study, a.config, out)
     states = [t.state.name for t in study.trials]
-    summary = {"study": name, "storage": storage, "trials": len(states),
-               "complete": states.count("COMPLETE"), "pruned": states.count("PRUNED")}  # fmt: skip
+    mine = sum(t.user_attrs.get("worker") == worker for t in study.trials)
+    summary = {"study": name, "storage": hide_password(storage), "worker": worker, "trials": len(states),
+               "trials_by_this_worker": mine, "complete": states.count("COMPLETE"), "pruned": states.count("PRUNED")}  # fmt: skip
     if best_path is not None:
         summary |= {"best_value": study.best_value, "best_params": study.best_params, "config_file": str(best_path)}
     print(json.dumps(summary))

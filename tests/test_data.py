@@ -116,3 +116,37 @@ def test_generation_is_seeded(tiny_data, tiny_cfg_file, tmp_path):
     d2 = load_data(cfg, tmp_path / "again")
     assert np.array_equal(d.start_idx, d2.start_idx)
     torch.testing.assert_close(d.xa, d2.xa)
+
+
+def test_spinup_is_the_same_trajectory_as_before():
+    """The L96_1 spin-up (1,000,000 RK4 steps, now one fused C loop) gives the start states the torch code gave.
+    Reference values: commit c7b5c45 (torch.compile'd chunks of 25 steps), 2026-11-23; its whole kept half
+    agreed with the fused loop to the last bit (max |difference| 0)."""
+    from enkf.data import spinup
+    from models import fused
+
+    if not fused.available():
+        pytest.skip("no C compiler: the spin-up falls back to the torch code itself (too slow for 1M steps here)")
+    cfg = load_config("configs/L96_1.py")
+    starts, idx, thin = spinup(cfg, progress=False)
+    assert idx[:3].tolist() == [956298, 967462, 967002]
+    ref0 = [-0.7875722426861961, 1.3211129650953446, 6.588846296440632, 0.5767495095038481, -1.8863575215307486,
+            0.3638059178447276, 3.6305912146112207, 6.013902441250376, -1.2031819645467674, 2.602064316336829,
+            2.6834653395898043, 1.9717286163608008, 3.608426478211344, 3.479312787129947, -2.167595891732501,
+            1.6286581606575186, 1.8287478868044333, 3.01871723329465, 4.292492509530961, -0.6739931848540981]  # fmt: skip
+    np.testing.assert_allclose(starts[0], ref0, rtol=1e-12, atol=1e-12)
+    assert thin.shape == (5000, 20)
+    np.testing.assert_allclose(thin[-1, :3], [4.318609946327716, 0.5071738996455806, -0.38341268263942685],
+                               rtol=1e-12, atol=1e-12)  # fmt: skip
+
+
+def test_spinup_without_the_fused_loop_gives_the_same_states(tiny_data, monkeypatch):
+    """Where no C compiler exists the spin-up runs the torch trajectory: same start states."""
+    from enkf.data import spinup
+    from models import fused
+
+    cfg, _, _, d = tiny_data
+    monkeypatch.setattr(fused, "available", lambda: False)
+    starts, idx, _ = spinup(cfg, progress=False)
+    assert np.array_equal(idx, d.start_idx)
+    np.testing.assert_allclose(starts, d.start_states.numpy(), rtol=1e-12, atol=1e-12)

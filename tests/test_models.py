@@ -92,3 +92,23 @@ def test_trajectory_keeps_later_half():
     torch.testing.assert_close(kept[0], lorenz96.integrate(x0, 31, 0.01, 8.0))
     torch.testing.assert_close(kept[-1], lorenz96.integrate(x0, 60, 0.01, 8.0))
     torch.testing.assert_close(last, kept[-1])
+
+
+@pytest.mark.parametrize(
+    "model,params,n,dt",
+    [("lorenz96", {"F": 5.0}, 20, 2.5e-3), ("lorenz63", {"sigma": 10.0, "rho": 28.0, "beta": 8 / 3}, 3, 0.01)],
+)
+def test_fused_loop_is_the_torch_trajectory_bit_for_bit(model, params, n, dt):
+    """The C stepping loop of the spin-up does the same float64 operations in the same order as the torch code."""
+    from models import fused
+
+    if not fused.available():
+        pytest.skip("no C compiler here: the spin-up runs the torch trajectory (the code under comparison)")
+    x0 = torch.randn(n, dtype=torch.float64, generator=torch.Generator().manual_seed(4)) + (20.0 if n == 3 else 5.0)
+    kept_t, last_t = trajectory(model, params, dt, x0, 3000, keep_from=1000, compile=False)
+    kept_f, last_f = fused.trajectory(model, params, dt, x0.numpy(), 3000, keep_from=1000)
+    assert kept_f.shape == (2000, n) and kept_f.dtype == np.float64
+    np.testing.assert_array_equal(kept_f, kept_t.numpy())
+    np.testing.assert_array_equal(last_f, last_t.numpy())
+    with pytest.raises(ValueError, match="keep_from"):
+        fused.trajectory(model, params, dt, x0.numpy(), 10, keep_from=11)

@@ -1,0 +1,88 @@
+"""Benchmark suite with trained agents (`make eval`): the filters of enkf/evaluate.py plus agents from checkpoints.
+
+    python scripts/evaluate.py --config configs/L96_1.py --checkpoint pretrained/L96_1.pt
+    python scripts/evaluate.py --config configs/L96_2.py --checkpoint pretrained/L96_1.pt --n-ens ""   # transfer
+    python scripts/evaluate.py --config configs/L96_1.py --help                                       # every flag
+
+The agent part lives here, at script level, because it needs the training script's Agent and rollout
+(ppo_lstm_enkf.py); the package enkf/ never imports the training script (SPEC §2). Everything else (held-out
+sets, filters, inflation tuning, tables, figures, the flags) is enkf/evaluate.py; `python -m enkf.evaluate`
+runs the same suite without agents. Outputs under logs/<config>/evaluate/ (or --out): eval.md, eval.json,
+rmse_over_time.png, hovmoller.png, rmse_vs_nens.png; the last line printed is a JSON summary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import ppo_lstm_enkf as P  # noqa: E402
+from configs.defaults import Config, ConfigError  # noqa: E402
+from enkf import evaluate as E  # noqa: E402
+from enkf.data import DATA_FIELDS, PathData  # noqa: E402
+from enkf.env import EnKFVecEnv  # noqa: E402
+from enkf.evaluate import EvalSet, heldout_set, run_classical, summarize, tune  # noqa: E402, F401 (re-exported)
+from enkf.normalization import Normalizer  # noqa: E402
+
+
+def load_agent(path: Path) -> dict:
+    """A training checkpoint or a pretrained file: weights, the agent's config and its normalization."""
+    path = Path(path)
+    st = P.load_checkpoint(path)
+    try:
+        cfg = Config(**st["config"])
+    except TypeError as e:
+        raise ConfigError(f"--checkpoint: {path}: its config does not match this version ({e})") from None
+    label = path.stem if path.parent.name != "checkpoints" else f"{path.parent.parent.name}/{path.stem}"
+    return dict(path=str(path), label=f"agent {label}", cfg=cfg, norm=Normalizer.from_dict(st["normalization"]),
+                weights=st["agent"], provenance=st.get("provenance"), step=st.get("global_step"))  # fmt: skip
+
+
+def agent_env_config(agent_cfg: Config, target: Config) -> Config:
+    """The agent's RL settings (features, window, action, bound, ...) on the target's system."""
+    return dataclasses.replace(agent_cfg, **{k: getattr(target, k) for k in DATA_FIELDS}, burn_in=target.burn_in,
+                               name=target.name, compile=target.compile)  # fmt: skip
+
+
+def run_agent(ag: dict, target: Config, s: EvalSet, fc=None) -> dict:
+    """The agent's deterministic policy on every path of set s, from the set's first background ensemble."""
+    cfg = agent_env_config(ag["cfg"], target)
+    M, N = s.xb.shape[2], s.truth.shape[2]
+    if ag["cfg"].policy == "global" and (M != ag["cfg"].N_ens or N != ag["cfg"].N):
+        return dict(method=ag["label"], param=None, error=f"policy global is tied to N_ens={ag['cfg'].N_ens}, "
+                    f"N={ag['cfg'].N}")  # fmt: skip
+    data = PathData(truth=s.truth, obs=s.y, xb=s.xb, xa=s.xa, start_idx=np.zeros(s.P, dtype=np.int64),
+                    start_states=s.truth[:, 0], norm=ag["norm"], meta={}, folder=Path("."))  # fmt: skip
+    env = EnKFVecEnv(dataclasses.replace(cfg, N_ens=M), data, s.P, seed=0, forecaster=fc, scoring=False)
+    agent = P.Agent(cfg, env.C, M, N)
+    agent.load_state_dict(ag["weights"])
+    agent.eval()
+    t0 = time.time()
+    r = P.rollout_paths(agent, env, list(range(s.P)))
+    T = s.y.shape[1]
+    return dict(method=ag["label"], param=None, rmse=r["rmse"], spread=r["spread"], mean=r["mean"],
+                seconds=(time.time() - t0) / T, survived=r["survived"])  # fmt: skip
+
+
+def evaluate(cfg: Config, checkpoints, methods, n_ens, paths, cycles, tune_paths, tune_cycles, seed, path0: bool,
+             out: Path, progress=True) -> dict:  # fmt: skip
+    """The whole suite with the agents of `checkpoints` (paths); see enkf.evaluate.evaluate."""
+    agents = [load_agent(Path(c)) for c in checkpoints]
+    return E.evaluate(cfg, agents, methods, n_ens, paths, cycles, tune_paths, tune_cycles, seed, path0, out,
+                      progress=progress, run_agent=run_agent)  # fmt: skip
+
+
+def main(argv=None) -> int:
+    return E.main(argv, prog="python scripts/evaluate.py", load_agent=load_agent, run_agent=run_agent)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
