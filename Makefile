@@ -13,7 +13,7 @@ MINUTES ?= 30
 SEED ?= 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install data data-all sweep train train-all status stop eval eval-path0 tune tensorboard tensorboard-bg \
+.PHONY: help install data data-all sweep tune-filters train train-all status stop eval eval-path0 tune tensorboard tensorboard-bg \
 	test lint format bench-data bench-env bench-learning bench-ablate clean clear reset restart_training end_training \
 	visualize
 
@@ -59,6 +59,9 @@ eval: install ## benchmark suite on held-out data: filters + agent CHECKPOINT (d
 eval-path0: install ## evaluate CHECKPOINT on held-out path 0 only (plots + summary beside the run)
 	@test -n "$(CHECKPOINT)" || { echo "usage: make eval-path0 CHECKPOINT=logs/<config>/runs/<run>/checkpoints/best.pt"; exit 2; }
 	$(PY) ppo_lstm_enkf.py --config $(CONFIG) --eval-only --checkpoint $(CHECKPOINT) $(ARGS)
+
+tune-filters: install ## tune EAKF/LETKF/PertObs inflations for CONFIG, write configs/tuned/<config>.json
+	$(PY) -m enkf.tuned --config $(CONFIG) --methods eakf,letkf,pertobs $(ARGS)
 
 tune: install ## Optuna search on CONFIG: TRIALS trials (ARGS: --minutes, --storage, --study-name, --timeout)
 	$(PY) scripts/tune.py --config $(CONFIG) --n-trials $(TRIALS) $(ARGS)
