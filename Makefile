@@ -11,6 +11,7 @@ PORT ?= 6006
 HOST ?= 127.0.0.1
 MINUTES ?= 30
 SEED ?= 1
+TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
 .PHONY: help install data data-all sweep tune-filters train train-all status stop eval eval-path0 tune tensorboard tensorboard-bg \
@@ -76,8 +77,8 @@ tensorboard-bg: install ## TensorBoard in the background (PID in logs/tensorboar
 		nohup $(PY) -m tensorboard.main --logdir $(LOGS) --port $(PORT) --host $(HOST) > $(LOGS)/tensorboard.log 2>&1 & \
 		echo $$! > $(LOGS)/tensorboard.pid; echo "tensorboard on http://$(HOST):$(PORT) (pid $$!)"; fi
 
-test: install ## run the test suite
-	$(PY) -m pytest -q tests
+test: install ## run the test suite (TEST_WORKERS=2 pytest-xdist workers; TEST_WORKERS=0: one process)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal tests
 
 lint: install ## ruff check + format check
 	$(PY) -m ruff check .
