@@ -49,10 +49,10 @@ class EnKFVecEnv:
                  episode_length: int | None = None, compile: bool | None = None, forecaster=None,
                  scoring: bool = True):  # fmt: skip
         """scoring=False (evaluation): no reward and no teacher, only the dynamics and the diagnostics."""
-        if scoring or cfg.agent_inflation == 0:
+        if cfg.agent_inflation == 0 or (scoring and cfg.teacher_inflation == 0):
             from enkf.tuned import resolve
 
-            cfg = resolve(cfg) if (cfg.teacher_inflation == 0 and scoring) or cfg.agent_inflation == 0 else cfg
+            cfg = resolve(cfg)
         self.cfg, self.data, self.B, self.device = cfg, data, num_envs, torch.device(device)
         self.scoring = scoring
         self.truth_weight = cfg.truth_weight  # the trainer ramps it (truth_ramp)
@@ -120,9 +120,9 @@ class EnKFVecEnv:
             elif f == "mean":
                 v = self.norm("state", mean).expand_as(Eb)
             elif f == "spread":
-                v = self.norm("spread", Eb.std(1, keepdim=True)).expand_as(Eb)
+                v = self.norm("spread", sd).expand_as(Eb)
             elif f == "anom":
-                v = self.norm("anomaly", Eb - mean)
+                v = self.norm("anomaly", A)
             elif f.startswith("corr"):  # correlation across members of x_j and x_{j+k} (periodic grid)
                 k = int(f[4:])
                 c = (A * A.roll(-k, -1)).sum(1, keepdim=True) / (self.M - 1)  # (n, 1, N)
