@@ -149,10 +149,29 @@ def tune(cfg: Config, method: str, s: EvalSet, fc, gen, burn_in: int, inflations
     Minimax, not the mean: near the stability edge (EAKF at 1.1 on L96_1) a filter tracks on most paths and
     loses track on a few. The mean over a 4-path tuning set that happened to track picked 1.1, which then lost
     track on held-out paths (0.46 ± 0.35 over 10 paths; the sweep's 1.2 gives 0.13 ± 0.03)."""
-    res = run_classical(cfg, method, list(inflations), s, fc, gen, burn_in)
-    score = [r["rmse"][:, burn_in:].mean(1).max() if (survived(r["rmse"]) == r["rmse"].shape[1]).all() else np.inf
-             for r in res]  # fmt: skip
+    score = _minimax(run_classical(cfg, method, list(inflations), s, fc, gen, burn_in), burn_in)
     return float(inflations[int(np.argmin(score))])
+
+
+def _minimax(res: list[dict], burn_in: int) -> list[float]:
+    """Per result: the worst path's time-mean RMSE, inf where any path diverged."""
+    return [r["rmse"][:, burn_in:].mean(1).max() if (survived(r["rmse"]) == r["rmse"].shape[1]).all() else np.inf
+            for r in res]  # fmt: skip
+
+
+def tune_params(cfg: Config, method: str, s: EvalSet, fc, gen, burn_in: int, inflations=INFLATIONS):
+    """(inflation, radius): the LETKF of a config with loc_radii sweeps those half-widths together with the
+    inflations (the best pair by the same minimax rule); every other method gives (tune(...), None)."""
+    if method != "letkf" or not cfg.loc_radii:
+        return tune(cfg, method, s, fc, gen, burn_in, inflations), None
+    best = (np.inf, float(inflations[0]), cfg.loc_radius)
+    for rad in cfg.loc_radius_list:
+        res = run_classical(dataclasses.replace(cfg, loc_radius=rad), method, list(inflations), s, fc, gen, burn_in)
+        score = _minimax(res, burn_in)
+        k = int(np.argmin(score))
+        if score[k] < best[0]:
+            best = (score[k], float(inflations[k]), rad)
+    return best[1], best[2]
 
 
 # Agents: load_agent / run_agent live in scripts/evaluate.py (they need the training script's Agent); they are
@@ -185,7 +204,8 @@ def summarize(res: dict, burn_in: int, ref: float | None) -> dict:
 def label(r: dict, cfg: Config) -> str:
     m, p = r["method"], r["param"]
     if m in TUNABLE:
-        return f"{m} (inflation {p:g}{', config' if r.get('config_inflation') else ', tuned'})"
+        rad = f", radius {r['radius']:g}" if "radius" in r else ""
+        return f"{m} (inflation {p:g}{rad}{', config' if r.get('config_inflation') else ', tuned'})"
     if m == "nudging":
         return f"nudging (g = {p:g})"
     return m
@@ -266,18 +286,28 @@ def figures(cfg: Config, s: EvalSet, raws: list[dict], rows: list[dict], nens_ro
 
 
 def run_methods(cfg: Config, methods, agents, s: EvalSet, tuned: dict, fc, gen, burn_in,
-                run_agent=None) -> tuple[list, list]:  # fmt: skip
+                run_agent=None, radii: dict | None = None) -> tuple[list, list]:  # fmt: skip
+    """radii: {"letkf": tuned half-width} where the tuning swept it (the tuned LETKF row runs at it)."""
     raws = []
+    radii = radii or {}
     for m in methods:
         if m in TUNABLE:
-            infl = [cfg.inflation] + ([tuned[m]] if tuned.get(m, cfg.inflation) != cfg.inflation else [])
+            rad = radii.get(m, cfg.loc_radius)
+            ct = dataclasses.replace(cfg, loc_radius=rad)  # the tuned setting
+            infl = [cfg.inflation] + ([tuned[m]] if (tuned.get(m, cfg.inflation), rad) != (cfg.inflation, cfg.loc_radius) else [])  # fmt: skip
             if m == cfg.data_filter and s.enkf_seconds is not None:  # the set already holds this run: reuse it
                 xa = s.xa  # (P, T, M, N)
                 res = [dict(method=m, param=cfg.inflation, rmse=rmse(xa.mean(-2), s.truth).numpy(),
                             spread=spread(xa).numpy(), mean=xa[0].mean(-2).numpy(), seconds=s.enkf_seconds)]  # fmt: skip
-                res += run_classical(cfg, m, infl[1:], s, fc, gen, burn_in) if len(infl) > 1 else []
+                res += run_classical(ct, m, infl[1:], s, fc, gen, burn_in) if len(infl) > 1 else []
+            elif rad != cfg.loc_radius:  # the two settings differ in radius: two runs
+                res = run_classical(cfg, m, infl[:1], s, fc, gen, burn_in)
+                res += run_classical(ct, m, infl[1:], s, fc, gen, burn_in)
             else:
                 res = run_classical(cfg, m, infl, s, fc, gen, burn_in)
+            if m == "letkf":
+                for r, rr in zip(res, (cfg.loc_radius, rad), strict=False):
+                    r["radius"] = rr
             res[0]["config_inflation"] = True
             res[0]["variant"] = "config" if len(res) > 1 else "config = tuned"
             if len(res) > 1:
@@ -296,6 +326,8 @@ def run_methods(cfg: Config, methods, agents, s: EvalSet, tuned: dict, fc, gen, 
     for r in raws:
         row = summarize(r, burn_in, ref)
         row["config_inflation"], row["variant"] = r.get("config_inflation", False), r.get("variant")
+        if "radius" in r:
+            row["radius"] = r["radius"]
         rows.append(row)
     return raws, rows
 
@@ -332,6 +364,7 @@ def evaluate(cfg: Config, agents, methods, n_ens, paths, cycles, tune_paths, tun
         "burn_in": burn,
         "sets": {},
         "tuned": {},
+        "loc_radii": {},
     }
     nens_rows: dict[str, list] = {}
     figs = {}
@@ -339,15 +372,19 @@ def evaluate(cfg: Config, agents, methods, n_ens, paths, cycles, tune_paths, tun
         cM = dataclasses.replace(cfg, N_ens=M)
         t0 = time.time()
         tune_set = heldout_set(cM, "tuning set", tune_paths, tune_cycles, seed + 1, fc, progress)
-        tuned = {m: tune(cM, m, tune_set, fc, gen, burn_t) for m in methods if m in TUNABLE}
+        got = {m: tune_params(cM, m, tune_set, fc, gen, burn_t) for m in methods if m in TUNABLE}
+        tuned = {m: v[0] for m, v in got.items()}
+        radii = {m: v[1] for m, v in got.items() if v[1] is not None}
         report["tuned"][str(M)] = tuned
+        if radii:
+            report["loc_radii"][str(M)] = radii
         if (tune_paths, tune_cycles, seed + 1) == (TUNE_PATHS, TUNE_CYCLES, tuning_seed(cfg)) and tuned:
-            write_tuned(cM, {M: tuned})  # the file training reads its teacher's inflation from
+            write_tuned(cM, {M: tuned}, radii={M: radii} if radii else None)  # training reads its teacher's from here
         sets = [heldout_set(cM, f"held-out set ({paths} paths)", paths, cycles, seed, fc, progress)]
         if M == cfg.N_ens and path0:
             sets.insert(0, path0_set(ensure_data(cfg, progress=progress)))
         for s in sets:
-            raws, rows = run_methods(cM, methods, agents, s, tuned, fc, gen, burn, run_agent)
+            raws, rows = run_methods(cM, methods, agents, s, tuned, fc, gen, burn, run_agent, radii)
             report["sets"][f"{s.name}, N_ens={M}"] = rows
             if M == cfg.N_ens:
                 md += table(rows, cM, f"{s.name}, N_ens = {M}, {s.y.shape[1]} cycles")
@@ -374,7 +411,8 @@ def evaluate(cfg: Config, agents, methods, n_ens, paths, cycles, tune_paths, tun
             md.append(f"| {key} | " + " | ".join(cells) + " |")
         md.append("")
         md.append("Tuned inflations per N_ens: " + "; ".join(
-            f"{M}: " + ", ".join(f"{m} {v:g}" for m, v in report["tuned"][str(M)].items()) for M in sizes))  # fmt: skip
+            f"{M}: " + ", ".join(f"{m} {v:g}" + (f" (radius {report['loc_radii'][str(M)][m]:g})" if m in
+            report["loc_radii"].get(str(M), {}) else "") for m, v in report["tuned"][str(M)].items()) for M in sizes))  # fmt: skip
         md.append("")
     figs = figures(cfg, fig_set, fig_raws, fig_rows, nens_rows, out)
     md.append("Figures: " + ", ".join(Path(p).name for p in figs.values()))

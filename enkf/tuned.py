@@ -30,6 +30,11 @@ SYSTEM_FIELDS = ("data_seed", "model", "N", "F", "l63_sigma", "l63_rho", "l63_be
 TUNE_PATHS, TUNE_CYCLES = 4, 500
 
 
+def fingerprint(cfg: Config) -> str:
+    """The system fields, and the swept LETKF radii where a config sets them (older files stay valid)."""
+    return cfg.fingerprint(SYSTEM_FIELDS + (("loc_radii",) if cfg.loc_radii else ()))
+
+
 def tuned_file(cfg: Config, folder: Path | None = None) -> Path:
     return Path(folder or TUNED_DIR) / f"{cfg.name}.json"
 
@@ -39,8 +44,7 @@ def tuning_seed(cfg: Config) -> int:
     return cfg.data_seed + 104729 + 1
 
 
-def read(cfg: Config, folder: Path | None = None) -> dict:
-    """{N_ens (str): {method: inflation}} for cfg's system, or {} if the file is missing or stale."""
+def _load(cfg: Config, folder: Path | None = None) -> dict:
     p = tuned_file(cfg, folder)
     if not p.is_file():
         return {}
@@ -48,41 +52,54 @@ def read(cfg: Config, folder: Path | None = None) -> dict:
         d = json.loads(p.read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise ConfigError(f"{p}: unreadable tuned-inflation file ({e}); delete it to tune again") from None
-    if d.get("fingerprint") != cfg.fingerprint(SYSTEM_FIELDS):
-        return {}
-    return d.get("inflations", {})
+    return d if d.get("fingerprint") == fingerprint(cfg) else {}
+
+
+def read(cfg: Config, folder: Path | None = None) -> dict:
+    """{N_ens (str): {method: inflation}} for cfg's system, or {} if the file is missing or stale."""
+    return _load(cfg, folder).get("inflations", {})
+
+
+def read_radii(cfg: Config, folder: Path | None = None) -> dict:
+    """{N_ens (str): {"letkf": tuned half-width}} (only where the tuning swept loc_radii), or {}."""
+    return _load(cfg, folder).get("loc_radii", {})
 
 
 def write(cfg: Config, values: dict, folder: Path | None = None, tune_paths=TUNE_PATHS, tune_cycles=TUNE_CYCLES,
-          seed: int | None = None) -> Path:  # fmt: skip
-    """Merge {N_ens: {method: inflation}} into cfg's file (atomically; other entries of the same system kept)."""
+          seed: int | None = None, radii: dict | None = None) -> Path:  # fmt: skip
+    """Merge {N_ens: {method: inflation}} (and {N_ens: {"letkf": radius}}) into cfg's file (atomically; other
+    entries of the same system kept)."""
     p = tuned_file(cfg, folder)
-    old = read(cfg, folder)
+    old, old_r = read(cfg, folder), read_radii(cfg, folder)
     for M, d in values.items():
         old.setdefault(str(M), {}).update({m: float(v) for m, v in d.items()})
+    for M, d in (radii or {}).items():
+        old_r.setdefault(str(M), {}).update({m: float(v) for m, v in d.items()})
     io.write_json(p, {
-        "config": cfg.name, "fingerprint": cfg.fingerprint(SYSTEM_FIELDS),
-        "system": {k: getattr(cfg, k) for k in SYSTEM_FIELDS},
+        "config": cfg.name, "fingerprint": fingerprint(cfg),
+        "system": {k: getattr(cfg, k) for k in SYSTEM_FIELDS + (("loc_radii",) if cfg.loc_radii else ())},
         "tuning_set": {"paths": tune_paths, "cycles": tune_cycles, "seed": tuning_seed(cfg) if seed is None else seed,
                        "criterion": "lowest worst-path time-mean analysis RMSE (diverged runs excluded)"},
-        "inflations": old, "updated": time.strftime("%Y-%m-%d"),
+        "inflations": old, **({"loc_radii": old_r} if old_r else {}), "updated": time.strftime("%Y-%m-%d"),
         "made_by": f"python -m enkf.tuned --config configs/{cfg.name}.py (or enkf.evaluate)",
     })  # fmt: skip
     return p
 
 
-def tune_inflations(cfg: Config, methods, progress=True) -> dict:
-    """Tune `methods` at cfg.N_ens on the tuning set; returns {method: inflation}."""
+def tune_inflations(cfg: Config, methods, progress=True) -> tuple[dict, dict]:
+    """Tune `methods` at cfg.N_ens on the tuning set; returns {method: inflation} and {"letkf": radius} (the
+    LETKF's half-width is swept with its inflation when the config lists loc_radii)."""
     import torch
 
     from enkf.data import make_forecaster
-    from enkf.evaluate import heldout_set, tune
+    from enkf.evaluate import heldout_set, tune_params
 
     fc = make_forecaster(cfg, bucket=True)
     gen = torch.Generator().manual_seed(tuning_seed(cfg) - 1)
     s = heldout_set(cfg, "tuning set", TUNE_PATHS, TUNE_CYCLES, tuning_seed(cfg), fc, progress)
     burn = min(cfg.burn_in, TUNE_CYCLES // 2)
-    return {m: tune(cfg, m, s, fc, gen, burn) for m in methods}
+    got = {m: tune_params(cfg, m, s, fc, gen, burn) for m in methods}
+    return {m: v[0] for m, v in got.items()}, {m: v[1] for m, v in got.items() if v[1] is not None}
 
 
 def tuned_inflation(cfg: Config, method: str | None = None, folder: Path | None = None, create=True,
@@ -99,8 +116,9 @@ def tuned_inflation(cfg: Config, method: str | None = None, folder: Path | None 
     if progress:
         print(f"[tuned] no tuned {method} inflation for {cfg.name} at N_ens={cfg.N_ens}: tuning it "
               f"({TUNE_PATHS} paths x {TUNE_CYCLES} cycles) ...", file=sys.stderr)  # fmt: skip
-    val = tune_inflations(cfg, [method], progress)[method]
-    p = write(cfg, {cfg.N_ens: {method: val}}, folder)
+    vals, radii = tune_inflations(cfg, [method], progress)
+    val = vals[method]
+    p = write(cfg, {cfg.N_ens: {method: val}}, folder, radii={cfg.N_ens: radii} if radii else None)
     if progress:
         print(f"[tuned] {method} inflation {val:g} written to {p}", file=sys.stderr)
     return val
@@ -138,13 +156,16 @@ def main(argv=None) -> int:
         have = {} if a.force else read(cfg).get(str(cfg.N_ens), {})
         todo = [m for m in methods if m not in have]
         if todo:
-            write(cfg, {cfg.N_ens: tune_inflations(cfg, todo, not a.quiet)})
+            vals, radii = tune_inflations(cfg, todo, not a.quiet)
+            write(cfg, {cfg.N_ens: vals}, radii={cfg.N_ens: radii} if radii else None)
         vals = read(cfg).get(str(cfg.N_ens), {})
+        radii = read_radii(cfg).get(str(cfg.N_ens), {})
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(json.dumps({"config": cfg.name, "N_ens": cfg.N_ens, "file": str(tuned_file(cfg)),
-                      "inflations": {m: vals[m] for m in methods}}))  # fmt: skip
+                      "inflations": {m: vals[m] for m in methods},
+                      **({"loc_radii": radii} if radii else {})}))  # fmt: skip
     return 0
 
 

@@ -48,7 +48,7 @@ def test_missing_tuned_value_is_tuned_and_written(tiny_cfg_file, tmp_path, monke
     d = json.loads((tmp_path / f"{cfg.name}.json").read_text())
     assert d["inflations"]["8"]["eakf"] == v and d["fingerprint"] == cfg.fingerprint(T.SYSTEM_FIELDS)
     # the value equals what the tuning function picks on the same tuning set
-    assert T.tune_inflations(cfg, ["eakf"], progress=False)["eakf"] == v
+    assert T.tune_inflations(cfg, ["eakf"], progress=False)[0]["eakf"] == v
 
 
 def test_resolve_reads_the_tuned_teacher_and_agent_inflation(tiny_cfg_file, monkeypatch, tmp_path):
