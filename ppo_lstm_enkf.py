@@ -137,6 +137,11 @@ class Agent(nn.Module):
         last = (cfg.temporal_window - 1) * F
         gates = [f for f, on in (("anom", cfg.anomaly_gate), ("innov", cfg.innovation_gate)) if on and f in feats]
         self.gate_idx = [last + feats.index(f) for f in gates] if self.kind == "local" else []
+        # innovation reach R: the innovations of the points j+k, 0 < |k| <= R, gate the increment at j as well
+        # (c_jk * innov_i(j+k): a local Kalman gain row), so unobserved points take in their neighbours' innovations
+        self.reach = cfg.innovation_reach if "innov" in gates and self.kind == "local" else 0
+        self.shifts = [k for k in range(-self.reach, self.reach + 1) if k != 0]
+        self.innov_gate = self.gate_idx[gates.index("innov")] if "innov" in gates and self.kind == "local" else None
         self.lstm_layers = cfg.lstm_layers
         self.mix = cfg.member_mix and self.kind == "local"
         if self.kind == "local":  # with member_mix the second conv also sees the members' mean of the first's
@@ -144,7 +149,7 @@ class Agent(nn.Module):
                                          nn.Tanh())  # fmt: skip
             self.critic = nn.Sequential(conv(C, H, cfg.kernel), nn.Tanh(), conv(H, H, cfg.kernel), nn.Tanh(),
                                         conv(H, 1, 1, std=1.0))  # fmt: skip
-            self.actor_head = conv(L or H, 1 + len(self.gate_idx), 1, std=0.01)
+            self.actor_head = conv(L or H, 1 + len(self.gate_idx) + len(self.shifts), 1, std=0.01)
         elif self.kind == "member":
             D = C * N
             self.encoder = nn.Sequential(layer_init(nn.Linear(D, H)), nn.Tanh(), layer_init(nn.Linear(H, H)), nn.Tanh())
@@ -241,7 +246,7 @@ class Agent(nn.Module):
         them; the member pooling still sees all M). Returns means (S, B, K, N) and the final state. The LSTM
         state is zeroed at episode starts."""
         S, B, M = obs.shape[:3]
-        anom = obs[:, :, :, self.gate_idx] if self.gate_idx else None  # (S, B, M, G, N) gate inputs
+        anom = self.gate_inputs(obs)  # (S, B, M, G, N) gate inputs
         if members is not None:
             M = len(range(M)[members]) if isinstance(members, slice) else len(members)
             anom = anom[:, :, members] if anom is not None else None
@@ -257,6 +262,15 @@ class Agent(nn.Module):
             outs.append(o[0])
         out = torch.stack(outs)  # (S, cells, L)
         return self._head(out.reshape(S * cells, -1), S * B, M, anom).reshape(S, B, M, self.N), state
+
+    def gate_inputs(self, obs):  # (..., M, C, N) -> (..., M, G, N) or None
+        if not self.gate_idx:
+            return None
+        g = obs[..., self.gate_idx, :]
+        if self.shifts:  # innov_i(j + k) at j for every shift k (periodic grid)
+            inn = obs[..., self.innov_gate, :]  # (..., M, N)
+            g = torch.cat([g, torch.stack([inn.roll(-k, -1) for k in self.shifts], -2)], -2)
+        return g
 
     def actor_step(self, obs, state, done):  # one step: obs (B, M, C, N), done (B,)
         mean, state = self.actor_sequence(obs.unsqueeze(0), state, done.unsqueeze(0))

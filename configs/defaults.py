@@ -77,6 +77,9 @@ class Config:
     `python -m enkf.tuned` and `enkf.evaluate`; tuned and written on first use if missing or stale)."""
     loc_radius: float = _f(4.0, 0.1, 1e6)
     """LETKF Gaspari-Cohn half-width in grid points (correlations vanish at 2 * loc_radius)."""
+    loc_radii: str = ""
+    """Comma list of LETKF half-widths that the tuning sweeps together with the inflation (the tuned LETKF is the
+    best pair); empty (default): the tuning keeps loc_radius."""
     # ---- data ---------------------------------------------------------------------------------------
     spinup_steps: int = _f(1_000_000, 10, 100_000_000)
     """RK4 steps of the single truth spin-up; start points are drawn from its later half."""
@@ -100,7 +103,7 @@ class Config:
     features: str = "xb,y,innov,mean,spread,anom,corr1,corr2,gain"
     """Comma list of per-cell input features: xb, y, innov (y - H xb_i), mean, spread, anom (xb_i - mean),
     xa_prev (previous analysis of the member), dxa (its change); ensemble context from xb and y alone:
-    corr1/corr2/corr3 (correlation across members of x_j with x_{j+k}, periodic), gain (s_j^2 / (s_j^2 + r) at
+    corr1 ... corr4 (correlation across members of x_j with x_{j+k}, periodic), gain (s_j^2 / (s_j^2 + r) at
     observed points, s_j the forecast spread). The user's original list: xa_prev,xb,dxa,y."""
     agent_inflation: float = _f(0.0, 0.0, 100.0)
     """Multiplicative inflation of the agent's forecast anomalies before it sees them (a filter's prior
@@ -171,6 +174,10 @@ class Config:
     innovation_gate: bool = True
     """Local policy: add c_i * innov_i to the increment (c from the network, innov_i = y - H xb_i normalized), so
     a gain times the innovation is one multiplication. Applies when 'innov' is among the features."""
+    innovation_reach: int = _f(0, 0, 64)
+    """Local policy with innovation_gate: the increment at j also adds c_jk * innov_i(j + k) for 0 < |k| <= reach
+    (c from the network): a local gain row over the neighbours' innovations, so points without an observation
+    can take in the observations around them (sparse observations: use about obs_stride). 0 = own point only."""
     init_action_std: float = _f(0.05, 1e-4, 3.0)
     """Initial Gaussian exploration std (normalized action units); log-std is learned."""
     min_action_std: float = _f(0.005, 1e-6, 1.0)
@@ -243,6 +250,11 @@ class Config:
         return [f.strip() for f in self.features.split(",")]
 
     @property
+    def loc_radius_list(self) -> list[float]:
+        """The LETKF half-widths the tuning sweeps (loc_radii, or loc_radius alone)."""
+        return [float(x) for x in self.loc_radii.split(",") if x.strip()] or [self.loc_radius]
+
+    @property
     def obs_idx(self) -> list[int]:
         return list(range(0, self.N, self.obs_stride))
 
@@ -302,13 +314,20 @@ def _cross_check(cfg: Config, source: str):
         bad("obs_stride", f"= {cfg.obs_stride} exceeds N = {cfg.N}")
     if cfg.burn_in >= cfg.path_length:
         bad("burn_in", f"= {cfg.burn_in} must be < path_length = {cfg.path_length}")
-    allowed = ("xb", "y", "innov", "mean", "spread", "anom", "xa_prev", "dxa", "corr1", "corr2", "corr3", "gain")
+    allowed = ("xb", "y", "innov", "mean", "spread", "anom", "xa_prev", "dxa",
+               "corr1", "corr2", "corr3", "corr4", "gain")  # fmt: skip
     feats = [f.strip() for f in cfg.features.split(",")]
     for f in feats:
         if f not in allowed:
             bad("features", f"has unknown feature {f!r} (allowed: {', '.join(allowed)})")
     if len(set(feats)) != len(feats) or not feats:
         bad("features", f"= {cfg.features!r} must list distinct features")
+    try:
+        radii = [float(x) for x in cfg.loc_radii.split(",") if x.strip()]
+    except ValueError:
+        radii = [-1.0]
+    if any(not (0.1 <= r <= 1e6) for r in radii):
+        bad("loc_radii", f"= {cfg.loc_radii!r} must be a comma list of half-widths in [0.1, 1e6]")
     if cfg.num_envs % cfg.num_minibatches:
         bad("num_minibatches", f"= {cfg.num_minibatches} must divide num_envs = {cfg.num_envs}")
     if cfg.kernel % 2 == 0:
@@ -322,6 +341,15 @@ def _cross_check(cfg: Config, source: str):
             "leave reward_grain = 'cell'")  # fmt: skip
     if cfg.truth_weight > 0 and cfg.reward_target == "truth":
         bad("truth_weight", "> 0 mixes the truth into a teacher target; with reward_target = 'truth' leave it 0")
+    if cfg.obs_stride > 1 and cfg.model == "lorenz96" and cfg.policy == "local":
+        # every grid point must see at least one observation: the conv trunk's half-width (two layers) or the
+        # innovation reach must reach the nearest observed point, (obs_stride - 1) // 2 ... obs_stride // 2 away
+        half = 2 * (cfg.kernel // 2)
+        need = cfg.obs_stride // 2
+        if max(half, cfg.innovation_reach if cfg.innovation_gate else 0) < need:
+            bad("kernel", f"= {cfg.kernel}: the policy sees {half} points to each side, but with obs_stride = "
+                f"{cfg.obs_stride} some points have no observation within {need}; use kernel >= {2 * (-(-need // 2)) + 1} "
+                f"or innovation_reach >= {need}")  # fmt: skip
     if cfg.min_action_std > cfg.max_action_std:
         bad("min_action_std", f"= {cfg.min_action_std:g} exceeds max_action_std = {cfg.max_action_std:g}")
     if cfg.num_paths > cfg.spinup_steps - cfg.spinup_steps // 2:

@@ -30,7 +30,7 @@ import torch
 
 from configs.defaults import Config, load_config
 from enkf.data import PathData, make_forecaster, obs_setup, rmse, spread
-from enkf.filters import eakf, inflate
+from enkf.filters import inflate, make_analysis
 
 
 @dataclass
@@ -68,6 +68,8 @@ class EnKFVecEnv:
         self.C = self.W * self.F
         self.bound = cfg.bound
         self.obs_op, self.r = obs_setup(cfg)
+        self.teacher_an = make_analysis(cfg.data_filter, self.obs_op, self.r, self.teacher_infl, cfg.loc_radius,
+                                        cfg.model == "lorenz96", torch.Generator().manual_seed(seed + 1))  # fmt: skip
         self.fc = forecaster or make_forecaster(cfg, compile)
         self.gen = torch.Generator().manual_seed(seed)
         dev = self.device
@@ -202,8 +204,8 @@ class EnKFVecEnv:
     def teacher(self) -> torch.Tensor:
         """Reward target (B, M, N) or (B, 1, N) for the current cycle."""
         p, t = self.path, self.t
-        if self.cfg.reward_target == "online":
-            return eakf(self.Eb, self.y[p, t], self.obs_op, self.r, self.teacher_infl)
+        if self.cfg.reward_target == "online":  # the data filter (EAKF, or the LETKF with its localization)
+            return self.teacher_an(self.Eb, self.y[p, t])
         if self.cfg.reward_target == "precomputed":
             return self.xa_enkf[p, t]
         return self.truth[p, t].unsqueeze(1)
