@@ -37,7 +37,7 @@ from enkf.data import DataError, ensure_data, obs_setup
 from enkf.env import EnKFVecEnv
 from enkf.evaluation import path_baselines, write_report
 from enkf.normalization import Normalizer
-from enkf.tuned import resolve, tuned_inflation
+from enkf.tuned import read_radii, resolve, tuned_inflation
 
 
 @dataclass(frozen=True)
@@ -418,7 +418,8 @@ class Evaluator:
         self.env = EnKFVecEnv(cfg, data, 1, device=device, seed=0, scoring=False)
         obs, _ = obs_setup(cfg)
         tuned = cfg.teacher_inflation or tuned_inflation(cfg)
-        self.base = path_baselines(cfg, data, 0, self.env.fc, obs, tuned_inflation=tuned)
+        radius = read_radii(cfg).get(str(cfg.N_ens), {}).get(cfg.data_filter)  # a tuned LETKF half-width, if any
+        self.base = path_baselines(cfg, data, 0, self.env.fc, obs, tuned_inflation=tuned, tuned_radius=radius)
 
     def __call__(self, agent: Agent, folder: Path, title: str, step: int | None = None) -> dict:
         was_training = agent.training

@@ -17,11 +17,18 @@ NUDGING_GAINS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
 def path_baselines(
-    cfg: Config, data: PathData, path: int, fc, obs: ObsOp, tuned_inflation: float | None = None
+    cfg: Config,
+    data: PathData,
+    path: int,
+    fc,
+    obs: ObsOp,
+    tuned_inflation: float | None = None,
+    tuned_radius: float | None = None,
 ) -> dict:
     """RMSE-vs-truth series (T,) on `path` for the stored EnKF (analysis and forecast), observation-only,
     free run, the best constant-gain nudging xa = xb + g (y - H xb) (g from NUDGING_GAINS) and, if
-    tuned_inflation is given, the data filter at that inflation ("tuned_enkf"), all started from the stored
+    tuned_inflation is given, the data filter at that inflation (and the LETKF at tuned_radius, if given:
+    "tuned_enkf"), all started from the stored
     first background of the path. `fc` must accept (1, M, N) batches."""
     truth, y = data.truth[path], data.obs[path]  # (T, N), (T, p)
     T = truth.shape[0]
@@ -33,9 +40,11 @@ def path_baselines(
     xb0 = data.xb[path, 0].unsqueeze(0)  # (1, M, N)
     tuned = None
     if tuned_inflation is not None:
-        tuned = make_analysis(cfg.data_filter, obs, cfg.obs_noise_var, tuned_inflation, cfg.loc_radius,
+        tuned = make_analysis(cfg.data_filter, obs, cfg.obs_noise_var, tuned_inflation, tuned_radius or cfg.loc_radius,
                               cfg.model == "lorenz96", torch.Generator().manual_seed(cfg.data_seed))  # fmt: skip
         out["tuned_inflation"] = float(tuned_inflation)
+        if tuned_radius is not None:
+            out["tuned_radius"] = float(tuned_radius)
     for name in ("obs_only", "free_run") + (("tuned_enkf",) if tuned else ()):
         Eb, series, sp = xb0, np.empty(T), np.empty(T)
         for t in range(T):

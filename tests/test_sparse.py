@@ -173,3 +173,17 @@ def test_training_on_sparse_observations_runs_and_evaluates(sparse, tmp_path, mo
     out = P.train(cfg, args)
     assert out["cycles_survived"] == out["cycles"] and np.isfinite(out["agent_rmse"])
     assert np.isfinite(out["tuned_enkf_rmse"])  # the tuned LETKF ran beside the agent
+
+
+def test_path_baseline_runs_the_tuned_letkf_at_its_tuned_radius(sparse):
+    from enkf.data import make_forecaster
+    from enkf.evaluation import path_baselines
+
+    _, cfg, _, data = sparse
+    obs_op, _ = obs_setup(cfg)
+    fc = make_forecaster(cfg)
+    at_config = path_baselines(cfg, data, 0, fc, obs_op, tuned_inflation=1.05)["tuned_enkf"]
+    same = path_baselines(cfg, data, 0, fc, obs_op, tuned_inflation=1.05, tuned_radius=cfg.loc_radius)
+    other = path_baselines(cfg, data, 0, fc, obs_op, tuned_inflation=1.05, tuned_radius=1.0)
+    np.testing.assert_allclose(same["tuned_enkf"], at_config)
+    assert other["tuned_radius"] == 1.0 and not np.allclose(other["tuned_enkf"], at_config)
