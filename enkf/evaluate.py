@@ -160,18 +160,18 @@ def _minimax(res: list[dict], burn_in: int) -> list[float]:
 
 
 def tune_params(cfg: Config, method: str, s: EvalSet, fc, gen, burn_in: int, inflations=INFLATIONS):
-    """(inflation, radius): the LETKF of a config with loc_radii sweeps those half-widths together with the
-    inflations (the best pair by the same minimax rule); every other method gives (tune(...), None)."""
-    if method != "letkf" or not cfg.loc_radii:
-        return tune(cfg, method, s, fc, gen, burn_in, inflations), None
-    best = (np.inf, float(inflations[0]), cfg.loc_radius)
-    for rad in cfg.loc_radius_list:
-        res = run_classical(dataclasses.replace(cfg, loc_radius=rad), method, list(inflations), s, fc, gen, burn_in)
-        score = _minimax(res, burn_in)
+    """(inflation, radius, tracked): the LETKF of a config with loc_radii sweeps those half-widths together with
+    the inflations (the best pair by the same minimax rule as `tune`); other methods give radius None. tracked is
+    False when no setting kept the filter on track on every tuning path (the first inflation is returned)."""
+    radii = cfg.loc_radius_list if method == "letkf" and cfg.loc_radii else [None]
+    best = (np.inf, float(inflations[0]), None)
+    for rad in radii:
+        c = cfg if rad is None else dataclasses.replace(cfg, loc_radius=rad)
+        score = _minimax(run_classical(c, method, list(inflations), s, fc, gen, burn_in), burn_in)
         k = int(np.argmin(score))
         if score[k] < best[0]:
             best = (score[k], float(inflations[k]), rad)
-    return best[1], best[2]
+    return best[1], best[2], bool(np.isfinite(best[0]))
 
 
 # Agents: load_agent / run_agent live in scripts/evaluate.py (they need the training script's Agent); they are
@@ -205,7 +205,10 @@ def label(r: dict, cfg: Config) -> str:
     m, p = r["method"], r["param"]
     if m in TUNABLE:
         rad = f", radius {r['radius']:g}" if "radius" in r else ""
-        return f"{m} (inflation {p:g}{rad}{', config' if r.get('config_inflation') else ', tuned'})"
+        how = ", config" if r.get("config_inflation") else ", tuned"
+        if r.get("untracked"):
+            how += "; no setting tracked every tuning path"
+        return f"{m} (inflation {p:g}{rad}{how})"
     if m == "nudging":
         return f"nudging (g = {p:g})"
     return m
@@ -286,8 +289,9 @@ def figures(cfg: Config, s: EvalSet, raws: list[dict], rows: list[dict], nens_ro
 
 
 def run_methods(cfg: Config, methods, agents, s: EvalSet, tuned: dict, fc, gen, burn_in,
-                run_agent=None, radii: dict | None = None) -> tuple[list, list]:  # fmt: skip
-    """radii: {"letkf": tuned half-width} where the tuning swept it (the tuned LETKF row runs at it)."""
+                run_agent=None, radii: dict | None = None, untracked=()) -> tuple[list, list]:  # fmt: skip
+    """radii: {"letkf": tuned half-width} where the tuning swept it (the tuned LETKF row runs at it);
+    untracked: methods that no tuned setting kept on track on the tuning set (their rows say so)."""
     raws = []
     radii = radii or {}
     for m in methods:
@@ -312,6 +316,8 @@ def run_methods(cfg: Config, methods, agents, s: EvalSet, tuned: dict, fc, gen, 
             res[0]["variant"] = "config" if len(res) > 1 else "config = tuned"
             if len(res) > 1:
                 res[1]["variant"] = "tuned"
+            if m in untracked:
+                res[-1]["untracked"] = True
             raws += res
         else:
             raws += run_classical(cfg, m, [1.0], s, fc, gen, burn_in)
@@ -326,8 +332,9 @@ def run_methods(cfg: Config, methods, agents, s: EvalSet, tuned: dict, fc, gen, 
     for r in raws:
         row = summarize(r, burn_in, ref)
         row["config_inflation"], row["variant"] = r.get("config_inflation", False), r.get("variant")
-        if "radius" in r:
-            row["radius"] = r["radius"]
+        for k in ("radius", "untracked"):
+            if k in r:
+                row[k] = r[k]
         rows.append(row)
     return raws, rows
 
@@ -375,7 +382,10 @@ def evaluate(cfg: Config, agents, methods, n_ens, paths, cycles, tune_paths, tun
         got = {m: tune_params(cM, m, tune_set, fc, gen, burn_t) for m in methods if m in TUNABLE}
         tuned = {m: v[0] for m, v in got.items()}
         radii = {m: v[1] for m, v in got.items() if v[1] is not None}
+        untracked = [m for m, v in got.items() if not v[2]]
         report["tuned"][str(M)] = tuned
+        if untracked:
+            report.setdefault("untracked", {})[str(M)] = untracked
         if radii:
             report["loc_radii"][str(M)] = radii
         if (tune_paths, tune_cycles, seed + 1) == (TUNE_PATHS, TUNE_CYCLES, tuning_seed(cfg)) and tuned:
@@ -384,7 +394,7 @@ def evaluate(cfg: Config, agents, methods, n_ens, paths, cycles, tune_paths, tun
         if M == cfg.N_ens and path0:
             sets.insert(0, path0_set(ensure_data(cfg, progress=progress)))
         for s in sets:
-            raws, rows = run_methods(cM, methods, agents, s, tuned, fc, gen, burn, run_agent, radii)
+            raws, rows = run_methods(cM, methods, agents, s, tuned, fc, gen, burn, run_agent, radii, untracked)
             report["sets"][f"{s.name}, N_ens={M}"] = rows
             if M == cfg.N_ens:
                 md += table(rows, cM, f"{s.name}, N_ens = {M}, {s.y.shape[1]} cycles")

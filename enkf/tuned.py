@@ -99,6 +99,10 @@ def tune_inflations(cfg: Config, methods, progress=True) -> tuple[dict, dict]:
     s = heldout_set(cfg, "tuning set", TUNE_PATHS, TUNE_CYCLES, tuning_seed(cfg), fc, progress)
     burn = min(cfg.burn_in, TUNE_CYCLES // 2)
     got = {m: tune_params(cfg, m, s, fc, gen, burn) for m in methods}
+    for m, v in got.items():
+        if not v[2] and progress:
+            print(f"[tuned] warning: no {m} setting tracked every tuning path of {cfg.name} at N_ens={cfg.N_ens}; "
+                  f"writing the first inflation, {v[0]:g}", file=sys.stderr)  # fmt: skip
     return {m: v[0] for m, v in got.items()}, {m: v[1] for m, v in got.items() if v[1] is not None}
 
 

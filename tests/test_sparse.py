@@ -136,10 +136,13 @@ def test_tuning_sweeps_radius_and_inflation_together(monkeypatch, sparse):
         return [{"rmse": np.full((2, T_), 1.0 + abs(i - best[0]) + abs(c.loc_radius - best[1]))} for i in infl]
 
     monkeypatch.setattr(E, "run_classical", run)
-    assert E.tune_params(cfg, "letkf", None, None, None, 10) == best
-    assert E.tune_params(cfg, "eakf", None, None, None, 10) == (1.1, None)  # inflation only
+    assert E.tune_params(cfg, "letkf", None, None, None, 10) == (*best, True)
+    assert E.tune_params(cfg, "eakf", None, None, None, 10) == (1.1, None, True)  # inflation only
     plain = dataclasses.replace(cfg, loc_radii="")
-    assert E.tune_params(plain, "letkf", None, None, None, 10) == (1.1, None)
+    assert E.tune_params(plain, "letkf", None, None, None, 10) == (1.1, None, True)
+    # nothing tracks: said so, and the first inflation comes back
+    monkeypatch.setattr(E, "run_classical", lambda c, m, infl, *a: [{"rmse": np.full((2, T_), np.nan)} for i in infl])
+    assert E.tune_params(cfg, "letkf", None, None, None, 10, inflations=(1.0, 1.1)) == (1.0, None, False)
 
 
 def test_tuned_radii_round_trip_and_fingerprint(sparse, tmp_path):
@@ -187,3 +190,12 @@ def test_path_baseline_runs_the_tuned_letkf_at_its_tuned_radius(sparse):
     other = path_baselines(cfg, data, 0, fc, obs_op, tuned_inflation=1.05, tuned_radius=1.0)
     np.testing.assert_allclose(same["tuned_enkf"], at_config)
     assert other["tuned_radius"] == 1.0 and not np.allclose(other["tuned_enkf"], at_config)
+
+
+def test_table_labels_name_the_radius_and_an_untracked_tuning(sparse):
+    _, cfg, _, _ = sparse
+    assert E.label({"method": "letkf", "param": 1.05, "radius": 2.0, "config_inflation": True}, cfg) == (
+        "letkf (inflation 1.05, radius 2, config)"
+    )
+    lab = E.label({"method": "eakf", "param": 1.0, "untracked": True}, cfg)
+    assert lab == "eakf (inflation 1, tuned; no setting tracked every tuning path)"
