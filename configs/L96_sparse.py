@@ -24,4 +24,8 @@ config = dict(
     noise_strength=1.0,
     spinup_steps=200_000,
     burn_in=100,
+    # the agent (issue 13): a local gain row over the innovations up to 4 points away (= obs_stride), and the
+    # member correlations up to that distance; the rest is the default recipe (truth target, CRPS, RTPS 0.2)
+    innovation_reach=4,
+    features="xb,y,innov,mean,spread,anom,corr1,corr2,corr3,corr4,gain",
 )

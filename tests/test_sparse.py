@@ -43,6 +43,7 @@ def test_the_sparse_config_is_the_issue_setup():
     assert (cfg.N, cfg.F, cfg.obs_stride, cfg.N_ens, cfg.obs_noise_var) == (40, 8.0, 4, 20, 1.0)
     assert cfg.obs_idx == list(range(0, 40, 4)) and cfg.oda == 0.15 and cfg.dtda <= 0.05
     assert cfg.data_filter == "letkf" and len(cfg.loc_radius_list) > 1
+    assert cfg.innovation_reach >= cfg.obs_stride // 2  # the shipped recipe reaches the nearest observation
 
 
 def test_receptive_field_and_radii_rules_name_the_field(tmp_path):
