@@ -48,7 +48,7 @@ def test_the_sparse_config_is_the_issue_setup():
 
 def test_receptive_field_and_radii_rules_name_the_field(tmp_path):
     with pytest.raises(ConfigError, match="field 'kernel' = 1: the policy sees 0 points.*obs_stride = 4"):
-        load_config("configs/L96_sparse.py", {"kernel": 1})
+        load_config("configs/L96_sparse.py", {"kernel": 1, "innovation_reach": 0})
     # the innovation reach alone can cover the gap between observations
     assert load_config("configs/L96_sparse.py", {"kernel": 1, "innovation_reach": 2}).kernel == 1
     with pytest.raises(ConfigError, match="field 'loc_radii'"):
