@@ -139,9 +139,10 @@ class Agent(nn.Module):
         self.gate_idx = [last + feats.index(f) for f in gates] if self.kind == "local" else []
         # innovation reach R: the innovations of the points j+k, 0 < |k| <= R, gate the increment at j as well
         # (c_jk * innov_i(j+k): a local Kalman gain row), so unobserved points take in their neighbours' innovations
-        self.reach = cfg.innovation_reach if "innov" in gates and self.kind == "local" else 0
+        innov = "innov" in gates and self.kind == "local"
+        self.reach = cfg.innovation_reach if innov else 0
         self.shifts = [k for k in range(-self.reach, self.reach + 1) if k != 0]
-        self.innov_gate = self.gate_idx[gates.index("innov")] if "innov" in gates and self.kind == "local" else None
+        self.innov_gate = self.gate_idx[gates.index("innov")] if innov else None
         self.lstm_layers = cfg.lstm_layers
         self.mix = cfg.member_mix and self.kind == "local"
         if self.kind == "local":  # with member_mix the second conv also sees the members' mean of the first's

@@ -106,10 +106,11 @@ def _transform(Y: torch.Tensor, dy: torch.Tensor, rinv: torch.Tensor, M: int):
     S = S + (M - 1) * torch.eye(M, dtype=Y.dtype, device=Y.device)
     # a diverged run (non-finite ensemble) must give NaN for its own batch element, not stop the whole batch
     bad = ~torch.isfinite(S).all(-1).all(-1)  # (...,)
-    if bad.any():
+    any_bad = bool(bad.any())
+    if any_bad:
         S = torch.where(bad[..., None, None], torch.eye(M, dtype=Y.dtype, device=Y.device), S)
     lam, Q = torch.linalg.eigh(S)  # (..., M), (..., M, M)
-    if bad.any():
+    if any_bad:
         lam = torch.where(bad[..., None], torch.nan, lam)
     Pa = (Q / lam.unsqueeze(-2)) @ Q.transpose(-1, -2)  # (..., M, M)
     W = math.sqrt(M - 1) * (Q * lam.rsqrt().unsqueeze(-2)) @ Q.transpose(-1, -2)

@@ -30,9 +30,13 @@ SYSTEM_FIELDS = ("data_seed", "model", "N", "F", "l63_sigma", "l63_rho", "l63_be
 TUNE_PATHS, TUNE_CYCLES = 4, 500
 
 
-def fingerprint(cfg: Config) -> str:
+def system_fields(cfg: Config) -> tuple[str, ...]:
     """The system fields, and the swept LETKF radii where a config sets them (older files stay valid)."""
-    return cfg.fingerprint(SYSTEM_FIELDS + (("loc_radii",) if cfg.loc_radii else ()))
+    return SYSTEM_FIELDS + (("loc_radii",) if cfg.loc_radii else ())
+
+
+def fingerprint(cfg: Config) -> str:
+    return cfg.fingerprint(system_fields(cfg))
 
 
 def tuned_file(cfg: Config, folder: Path | None = None) -> Path:
@@ -70,14 +74,15 @@ def write(cfg: Config, values: dict, folder: Path | None = None, tune_paths=TUNE
     """Merge {N_ens: {method: inflation}} (and {N_ens: {"letkf": radius}}) into cfg's file (atomically; other
     entries of the same system kept)."""
     p = tuned_file(cfg, folder)
-    old, old_r = read(cfg, folder), read_radii(cfg, folder)
+    d = _load(cfg, folder)
+    old, old_r = d.get("inflations", {}), d.get("loc_radii", {})
     for M, d in values.items():
         old.setdefault(str(M), {}).update({m: float(v) for m, v in d.items()})
     for M, d in (radii or {}).items():
         old_r.setdefault(str(M), {}).update({m: float(v) for m, v in d.items()})
     io.write_json(p, {
         "config": cfg.name, "fingerprint": fingerprint(cfg),
-        "system": {k: getattr(cfg, k) for k in SYSTEM_FIELDS + (("loc_radii",) if cfg.loc_radii else ())},
+        "system": {k: getattr(cfg, k) for k in system_fields(cfg)},
         "tuning_set": {"paths": tune_paths, "cycles": tune_cycles, "seed": tuning_seed(cfg) if seed is None else seed,
                        "criterion": "lowest worst-path time-mean analysis RMSE (diverged runs excluded)"},
         "inflations": old, **({"loc_radii": old_r} if old_r else {}), "updated": time.strftime("%Y-%m-%d"),
@@ -162,8 +167,9 @@ def main(argv=None) -> int:
         if todo:
             vals, radii = tune_inflations(cfg, todo, not a.quiet)
             write(cfg, {cfg.N_ens: vals}, radii={cfg.N_ens: radii} if radii else None)
-        vals = read(cfg).get(str(cfg.N_ens), {})
-        radii = read_radii(cfg).get(str(cfg.N_ens), {})
+        d = _load(cfg)
+        vals = d.get("inflations", {}).get(str(cfg.N_ens), {})
+        radii = d.get("loc_radii", {}).get(str(cfg.N_ens), {})
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
