@@ -6,7 +6,9 @@ what makes it serial.
 Observations are linear, H given by an `ObsOp` (indices of observed grid points, a fast path when H = I;
 or a dense matrix), with diagonal R = diag(r).
 
-Filters (all with multiplicative prior inflation on the anomalies, applied before the analysis):
+Filters (all with multiplicative prior inflation on the anomalies, applied before the analysis; `make_analysis`
+adds the other spread controls of practice after the analysis: post-analysis inflation, relaxation to prior
+spread (RTPS) and a random mean-preserving rotation of the analysis anomalies):
 - `eakf`: serial ensemble adjustment Kalman filter (Anderson 2001, 2003): observations one at a time,
   deterministic square-root update of the observed-variable ensemble, linear regression onto the state.
   Without localization it gives the same posterior mean and covariance as any square-root filter (ETKF).
@@ -207,16 +209,66 @@ def free_run(E: torch.Tensor, y=None, obs=None, r=None, inflation=1.0) -> torch.
     return E
 
 
+def random_rotation(batch: tuple, M: int, generator=None, dtype=torch.float64) -> torch.Tensor:
+    """Random orthogonal (..., M, M) matrices Q with Q 1 = 1 (Haar on the complement of the ones vector): Q @ A
+    mixes the members of anomalies A (..., M, N) keeping their mean (zero) and their covariance A^T A."""
+    V = torch.linalg.qr(torch.cat([torch.ones(M, 1, dtype=dtype), torch.eye(M, dtype=dtype)[:, : M - 1]], 1))[0]
+    V = V[:, 1:]  # (M, M-1) orthonormal basis of the complement of 1
+    G = torch.randn(*batch, M - 1, M - 1, generator=generator, dtype=dtype)
+    Q, R = torch.linalg.qr(G)
+    Q = Q * torch.sign(torch.diagonal(R, dim1=-2, dim2=-1)).unsqueeze(-2)  # Haar measure (sign fix)
+    return torch.full((M, M), 1.0 / M, dtype=dtype) + V @ Q @ V.T  # (..., M, M)
+
+
+def post_process(Ea: torch.Tensor, Eb: torch.Tensor, post_inflation=1.0, rtps=0.0, rotate=False, generator=None):
+    """Spread controls applied after an analysis. Ea, Eb (..., M, N): analysis and the prior that entered it.
+    In order: random rotation of the anomalies (rotate: bool, or a bool tensor of the batch shape: per element),
+    RTPS (Whitaker & Hamill 2012: anomalies scaled by 1 + rtps (s_b - s_a) / s_a per grid point), post-analysis
+    multiplicative inflation. Scalars or tensors of the batch shape."""
+    is_t = lambda v: isinstance(v, torch.Tensor)  # noqa: E731
+    rot_any = bool(rotate.any()) if is_t(rotate) else bool(rotate)
+    rtps_any = bool((rtps != 0).any()) if is_t(rtps) else rtps != 0
+    post_any = bool((post_inflation != 1).any()) if is_t(post_inflation) else post_inflation != 1
+    if not (rot_any or rtps_any or post_any):
+        return Ea
+    m = Ea.mean(-2, keepdim=True)  # (..., 1, N)
+    A = Ea - m  # (..., M, N)
+    M = A.shape[-2]
+    if rot_any and M > 2:
+        Q = random_rotation(A.shape[:-2], M, generator).to(A)  # (..., M, M)
+        rotated = Q @ A
+        A = torch.where(_infl(rotate, A).bool(), rotated, A) if is_t(rotate) else rotated
+    if rtps_any:
+        sa = A.std(-2, keepdim=True).clamp_min(1e-12)  # (..., 1, N)
+        sb = Eb.std(-2, keepdim=True)
+        A = A * (1.0 + _infl(rtps, A) * (sb - sa) / sa)
+    if post_any:
+        A = A * _infl(post_inflation, A)
+    return m + A
+
+
 FILTERS = {"eakf": eakf, "etkf": etkf, "pertobs": pertobs, "letkf": letkf, "obs_only": obs_only, "free_run": free_run}
 
 
-def make_analysis(name: str, obs: ObsOp, r, inflation=1.0, radius: float = 4.0, periodic=True, generator=None):
-    """Return analysis(E, y) -> Ea for a filter name in FILTERS."""
+def make_analysis(name: str, obs: ObsOp, r, inflation=1.0, radius: float = 4.0, periodic=True, generator=None,
+                  post_inflation=1.0, rtps=0.0, rotate=False):  # fmt: skip
+    """Return analysis(E, y) -> Ea for a filter name in FILTERS. inflation (prior), post_inflation, rtps and rotate
+    (see post_process) are scalars or tensors of the batch shape, so many settings run as one batch."""
     if name not in FILTERS:
         raise ValueError(f"unknown filter {name!r}; allowed: {', '.join(FILTERS)}")
     if name == "letkf":
-        return lambda E, y: letkf(E, y, obs, r, inflation, radius, periodic)
-    if name == "pertobs":
-        return lambda E, y: pertobs(E, y, obs, r, inflation, generator)
-    fn = FILTERS[name]
-    return lambda E, y: fn(E, y, obs, r, inflation)
+        base = lambda E, y: letkf(E, y, obs, r, inflation, radius, periodic)  # noqa: E731
+    elif name == "pertobs":
+        base = lambda E, y: pertobs(E, y, obs, r, inflation, generator)  # noqa: E731
+    else:
+        fn = FILTERS[name]
+        base = lambda E, y: fn(E, y, obs, r, inflation)  # noqa: E731
+    is_t = lambda v: isinstance(v, torch.Tensor)  # noqa: E731
+    plain = not (is_t(post_inflation) or is_t(rtps) or is_t(rotate)) and (post_inflation, rtps, rotate) == (
+        1.0,
+        0.0,
+        False,
+    )
+    if plain or name in ("obs_only", "free_run"):
+        return base
+    return lambda E, y: post_process(base(E, y), inflate(E, inflation), post_inflation, rtps, rotate, generator)
