@@ -12,6 +12,7 @@ HOST ?= 127.0.0.1
 MINUTES ?= 30
 SEED ?= 1
 TEST_WORKERS ?= 2
+NENS ?= 5,10,20,40
 
 .DEFAULT_GOAL := help
 .PHONY: help install data data-all sweep tune-filters train train-all status stop eval eval-path0 tune tensorboard tensorboard-bg \
@@ -61,8 +62,8 @@ eval-path0: install ## evaluate CHECKPOINT on held-out path 0 only (plots + summ
 	@test -n "$(CHECKPOINT)" || { echo "usage: make eval-path0 CHECKPOINT=logs/<config>/runs/<run>/checkpoints/best.pt"; exit 2; }
 	$(PY) ppo_lstm_enkf.py --config $(CONFIG) --eval-only --checkpoint $(CHECKPOINT) $(ARGS)
 
-tune-filters: install ## tune EAKF/LETKF/PertObs inflations for CONFIG, write configs/tuned/<config>.json
-	$(PY) -m enkf.tuned --config $(CONFIG) --methods eakf,letkf,pertobs $(ARGS)
+tune-filters: install ## tune EAKF/ETKF/LETKF/PertObs spread controls for CONFIG at NENS, write configs/tuned/<config>.json
+	$(PY) -m enkf.tuned --config $(CONFIG) --n-ens $(NENS) $(ARGS)
 
 tune: install ## Optuna search on CONFIG: TRIALS trials (ARGS: --minutes, --storage, --study-name, --timeout)
 	$(PY) scripts/tune.py --config $(CONFIG) --n-trials $(TRIALS) $(ARGS)

@@ -36,8 +36,9 @@ from enkf import io
 from enkf.data import DataError, ensure_data, obs_setup
 from enkf.env import EnKFVecEnv
 from enkf.evaluation import path_baselines, write_report
+from enkf.filters import make_analysis
 from enkf.normalization import Normalizer
-from enkf.tuned import read_radii, resolve, tuned_inflation
+from enkf.tuned import Setting, best_setting, resolve, tuned_inflation
 
 
 @dataclass(frozen=True)
@@ -117,8 +118,10 @@ def conv(cin, cout, k, std=math.sqrt(2)):
 
 class Agent(nn.Module):
     """local: per member, circular convs over the grid (weights shared by members and grid points), an LSTM
-    per (member, grid point) cell, a 1x1 head: one Gaussian increment per cell. global: one MLP + LSTM over
-    the whole ensemble state (the user's original). member (policy global with agents per-member): one MLP +
+    per (member, grid point) cell, a 1x1 head: one Gaussian increment per cell. dense (small, non-periodic
+    states such as Lorenz-63): per member an MLP over its whole (C, N) observation with the same member pooling and
+    gates, an LSTM per member, a head with one increment per variable; weights shared by members, tied to N.
+    global: one MLP + LSTM over the whole ensemble state (the user's original). member (policy global with agents per-member): one MLP +
     LSTM per member over its own (C, N) observation, weights shared by members (the user's multi-agent
     network). Critic: the same conv (or MLP) trunk without the LSTM, one value per cell (per member with
     agents per-member). Observations (B, M, C, N) -> means and values (B, M, N)."""
@@ -136,7 +139,7 @@ class Agent(nn.Module):
         # is one multiplication as well. gate_idx: channels of the newest window step that the head multiplies.
         last = (cfg.temporal_window - 1) * F
         gates = [f for f, on in (("anom", cfg.anomaly_gate), ("innov", cfg.innovation_gate)) if on and f in feats]
-        self.gate_idx = [last + feats.index(f) for f in gates] if self.kind == "local" else []
+        self.gate_idx = [last + feats.index(f) for f in gates] if self.kind in ("local", "dense") else []
         # innovation reach R: the innovations of the points j+k, 0 < |k| <= R, gate the increment at j as well
         # (c_jk * innov_i(j+k): a local Kalman gain row), so unobserved points take in their neighbours' innovations
         innov = "innov" in gates and self.kind == "local"
@@ -144,8 +147,14 @@ class Agent(nn.Module):
         self.shifts = [k for k in range(-self.reach, self.reach + 1) if k != 0]
         self.innov_gate = self.gate_idx[gates.index("innov")] if innov else None
         self.lstm_layers = cfg.lstm_layers
-        self.mix = cfg.member_mix and self.kind == "local"
-        if self.kind == "local":  # with member_mix the second conv also sees the members' mean of the first's
+        self.mix = cfg.member_mix and self.kind in ("local", "dense")
+        if self.kind == "dense":  # the local trunk on a one-point "grid" whose channels are the whole member state
+            D, H2 = C * N, 2 * H if self.mix else H
+            self.encoder = nn.Sequential(layer_init(nn.Linear(D, H)), nn.Tanh(), conv(H2, H, 1), nn.Tanh())
+            self.critic = nn.Sequential(layer_init(nn.Linear(D, H)), nn.Tanh(), layer_init(nn.Linear(H, H)), nn.Tanh(),
+                                        layer_init(nn.Linear(H, N), std=1.0))  # fmt: skip
+            self.actor_head = layer_init(nn.Linear(L or H, (1 + len(self.gate_idx)) * N), std=0.01)
+        elif self.kind == "local":  # with member_mix the second conv also sees the members' mean of the first's
             self.encoder = nn.Sequential(conv(C, H, cfg.kernel), nn.Tanh(), conv(2 * H if self.mix else H, H, cfg.kernel),
                                          nn.Tanh())  # fmt: skip
             self.critic = nn.Sequential(conv(C, H, cfg.kernel), nn.Tanh(), conv(H, H, cfg.kernel), nn.Tanh(),
@@ -175,7 +184,7 @@ class Agent(nn.Module):
 
     def cells(self, B: int, M: int | None = None) -> int:
         """Number of LSTM sequences for B envs of M members."""
-        return B * (M or self.M) * (self.N if self.kind == "local" else 1) if self.kind != "global" else B
+        return B * (M or self.M) * (self.N if self.kind == "local" else 1) if self.kind != "global" else B  # dense: B*M
 
     def initial_state(self, B: int, device="cpu"):
         L = self.lstm.hidden_size if self.lstm is not None else 1
@@ -187,10 +196,15 @@ class Agent(nn.Module):
 
     def _encode(self, obs, members=None):  # (B, M, C, N) -> (cells(B, K), H); K = len(members) or M
         B, M, C, N = obs.shape
-        if self.kind == "local":
+        if self.kind in ("local", "dense"):
             if members is not None and not self.mix:
                 obs, M = obs[:, members], obs[:, members].shape[1]  # members are independent sequences
-            layer1 = lambda x: self.encoder[1](self.encoder[0](x.reshape(-1, C, N))).view(B, x.shape[1], -1, N)  # noqa: E731
+            if self.kind == "dense":  # (B, M, C, N) -> (B, M, H, 1): the whole member state on one point
+                D = C * N
+                layer1 = lambda x: self.encoder[1](self.encoder[0](x.reshape(B, x.shape[1], D))).unsqueeze(-1)  # noqa: E731
+                N = 1
+            else:
+                layer1 = lambda x: self.encoder[1](self.encoder[0](x.reshape(-1, C, N))).view(B, x.shape[1], -1, N)  # noqa: E731
             if self.mix and members is not None and torch.is_grad_enabled():
                 # the update: the pool's value over all M members, its gradient through the K acting members
                 # only (scaled by M/K: an unbiased estimate), so the other members need no backward pass
@@ -217,6 +231,12 @@ class Agent(nn.Module):
         return self.encoder(obs.reshape(B, -1))  # (B, H)
 
     def _head(self, h, B, M, gates=None):  # (cells(B, M), L) -> (B, M, N); gates (B, M, G, N)
+        if self.kind == "dense":
+            out = self.actor_head(h).reshape(B * M, -1, self.N)  # (B*M, 1 + G, N)
+            if not self.gate_idx:
+                return out.reshape(B, M, self.N)
+            g = gates.reshape(B * M, -1, self.N)
+            return (out[:, 0] + (out[:, 1:] * g).sum(1)).reshape(B, M, self.N)
         if self.kind == "local":
             h = h.reshape(B * M, self.N, -1).permute(0, 2, 1)  # (B*M, L, N)
             out = self.actor_head(h)  # (B*M, 1 + G, N)
@@ -236,6 +256,8 @@ class Agent(nn.Module):
         *lead, M, C, N = obs.shape
         if self.kind == "member":  # one value per agent
             return self.critic(obs.reshape(-1, C * N)).reshape(*lead, M, 1).expand(*lead, M, N)
+        if self.kind == "dense":
+            return self.critic(obs.reshape(-1, C * N)).reshape(*lead, M, N)
         if self.kind == "local":
             v = self.critic(obs.reshape(-1, C, N)).reshape(*lead, M, N)
             return v.mean(-1, keepdim=True).expand_as(v) if self.per_member else v
@@ -418,9 +440,13 @@ class Evaluator:
         self.cfg, self.data = cfg, data
         self.env = EnKFVecEnv(cfg, data, 1, device=device, seed=0, scoring=False)
         obs, _ = obs_setup(cfg)
-        tuned = cfg.teacher_inflation or tuned_inflation(cfg)
-        radius = read_radii(cfg).get(str(cfg.N_ens), {}).get(cfg.data_filter)  # a tuned LETKF half-width, if any
-        self.base = path_baselines(cfg, data, 0, self.env.fc, obs, tuned_inflation=tuned, tuned_radius=radius)
+        # the reference: the best tuned filter on file (`make tune-filters` tunes EAKF, ETKF, LETKF and PertObs);
+        # with none on file, the data filter at the teacher's (given or tuned) inflation
+        best = best_setting(cfg)
+        radius = cfg.loc_radius if cfg.data_filter == "letkf" else None
+        self.best = best[0] if best else Setting(cfg.data_filter, cfg.teacher_inflation or tuned_inflation(cfg),
+                                                 radius=radius)  # fmt: skip
+        self.base = path_baselines(cfg, data, 0, self.env.fc, obs, best=self.best)
 
     def __call__(self, agent: Agent, folder: Path, title: str, step: int | None = None) -> dict:
         was_training = agent.training
@@ -494,6 +520,37 @@ def run_folder(cfg: Config, args: Args) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------------
+# Supervised warm start: imitate the best tuned filter on the agent's own forecasts (DAgger)
+# ---------------------------------------------------------------------------------------------------
+def make_teacher(cfg: Config, env: EnKFVecEnv, best: Setting):
+    """The imitation target: the best tuned filter's analysis (B, M, N) of the agent's prior ensemble env.Eb (which
+    carries agent_inflation already, so the filter's prior inflation is divided by it); no rotation, so member i's
+    target is the filter's analysis of member i."""
+    obs, r = obs_setup(cfg)
+    radius = cfg.loc_radius if best.radius is None else best.radius
+    an = make_analysis(best.method, obs, r, best.inflation / env.agent_infl, radius, cfg.model == "lorenz96",
+                       torch.Generator().manual_seed(cfg.seed + 2), best.post_inflation, best.rtps, False)  # fmt: skip
+    return lambda: an(env.Eb, env.y[env.path, env.t])
+
+
+def imitation_loss(agent: Agent, env: EnKFVecEnv, teacher, S: int, state, obs, done):
+    """S cycles of the agent's deterministic analysis on its own forecasts (integrated: the states it will meet);
+    loss = mean squared difference to the teacher's analysis of the same forecast, in normalized units, through
+    the whole sequence (truncated BPTT). Returns loss, the detached LSTM state, next obs, next done, infos."""
+    scale = env.nc["state"][1]
+    losses, infos = [], []
+    for _ in range(S):
+        mean, state = agent.actor_step(obs, state, done)  # (B, M, N), with gradients
+        with torch.no_grad():
+            target = teacher()  # (B, M, N)
+        losses.append((((env.analysis_from_action(mean) - target) / scale) ** 2).mean())
+        res = env.step(mean.detach())
+        obs, done = res.obs, (res.terminated | res.truncated).float()
+        infos.append(res)
+    return torch.stack(losses).mean(), (state[0].detach(), state[1].detach()), obs, done, infos
+
+
+# ---------------------------------------------------------------------------------------------------
 def train(cfg: Config, args: Args, on_eval=None) -> dict:
     """Train (or resume) a run; returns the final summary. on_eval(step, summary) is called after each periodic
     evaluation; if it returns True, training stops there (the tuner's pruning)."""
@@ -560,6 +617,7 @@ def train(cfg: Config, args: Args, on_eval=None) -> dict:
     if not args.resume:
         writer.add_text("config", "|field|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in cfg.to_dict().items()))
     evaluator = Evaluator(cfg, data, device)
+    teacher = make_teacher(cfg, env, evaluator.best) if cfg.imitation_fraction > 0 else None
 
     def checkpoint(name="latest.pt"):
         writer.flush()  # every logged step up to the checkpoint is on disk: a resume continues without a gap
@@ -574,11 +632,11 @@ def train(cfg: Config, args: Args, on_eval=None) -> dict:
         nonlocal best
         folder = run / "eval" / ("final" if final else f"step_{global_step:09d}")
         s = evaluator(agent, folder, f"{cfg.name} agent", global_step)
-        for k in ("agent_rmse", "ratio", "ratio_to_tuned", "agent_spread", "spread_over_rmse", "cycles_survived"):
+        for k in ("agent_rmse", "ratio", "ratio_to_best", "agent_spread", "spread_over_rmse", "cycles_survived"):
             writer.add_scalar(f"eval/{k}", s[k], global_step)
         # the learning curve (scripts/plot_training_curve.py): env steps and training wall-clock seconds
-        rec = {k: s[k] for k in ("agent_rmse", "ratio", "ratio_to_tuned", "agent_spread", "spread_over_rmse",
-                                 "cycles_survived", "enkf_rmse", "tuned_enkf_rmse", "tuned_inflation")}  # fmt: skip
+        rec = {k: s[k] for k in ("agent_rmse", "ratio", "ratio_to_best", "agent_spread", "spread_over_rmse",
+                                 "cycles_survived", "enkf_rmse", "best_filter_rmse", "best_filter")}  # fmt: skip
         rec.update(step=global_step, seconds=round(elapsed0 + time.time() - t_start, 1), final=final)
         with open(run / "evals.jsonl", "a") as fh:
             fh.write(json.dumps(rec, default=float) + "\n")
@@ -617,6 +675,24 @@ def train(cfg: Config, args: Args, on_eval=None) -> dict:
     recent_rmse: list[float] = []
     skipped = 0
     pruned = False
+
+    def after_iteration() -> bool:
+        """Checkpoint and evaluate when due; True when the tuner's pruning asks to stop."""
+        nonlocal next_ckpt, next_eval, pruned
+        if next_ckpt is not None and global_step >= next_ckpt:
+            checkpoint()
+            next_ckpt += cfg.checkpoint_interval
+        if next_eval is not None and global_step >= next_eval:
+            s = evaluate()
+            next_eval += cfg.eval_interval
+            if on_eval is not None and on_eval(global_step, s):
+                pruned = True
+                return True
+            if args.progress:
+                print(f"[eval] step {global_step}: agent RMSE {s['agent_rmse']:.4f} (ratio {s['ratio']:.3f}, "
+                      f"spread/RMSE {s['spread_over_rmse']:.2f}, survived {s['cycles_survived']})", file=sys.stderr)  # fmt: skip
+        return False
+
     try:
         while iteration < num_iterations and not stop["flag"]:
             if args.max_minutes and time.time() - t_start > 60 * args.max_minutes:
@@ -632,6 +708,30 @@ def train(cfg: Config, args: Args, on_eval=None) -> dict:
             optimizer.param_groups[0]["lr"] = lr
             # curriculum from the teacher to the truth: the truth's weight in the reward grows over truth_ramp
             env.truth_weight = cfg.truth_weight * (min(1.0, frac / cfg.truth_ramp) if cfg.truth_ramp > 0 else 1.0)
+            if frac < cfg.imitation_fraction:  # supervised warm start: imitate the best tuned filter (DAgger)
+                t_roll = time.time()
+                loss, lstm_state, next_obs, next_done, infos = imitation_loss(agent, env, teacher, cfg.num_steps,
+                                                                              lstm_state, next_obs, next_done)  # fmt: skip
+                optimizer.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+                global_step += B * cfg.num_steps
+                for res in infos:
+                    if cfg.curriculum and curriculum.record(int(res.truncated.sum())):
+                        env.set_paths(curriculum.paths)
+                writer.add_scalar("imitation/loss", loss.item(), global_step)
+                writer.add_scalar("rmse/agent_vs_truth", float(np.mean([r.info["rmse_truth"].mean() for r in infos])),
+                                  global_step)  # fmt: skip
+                writer.add_scalar("curriculum/num_paths", curriculum.n, global_step)
+                if args.progress and time.time() - last_print > 20:
+                    last_print = time.time()
+                    print(f"[imitate] step {global_step} it {iteration} | loss {loss.item():.4f} | rmse "
+                          f"{np.mean([float(r.info['rmse_truth'].mean()) for r in infos]):.3f} | paths {curriculum.n} | "
+                          f"{time.time() - t_roll:.2f}s", file=sys.stderr)  # fmt: skip
+                if after_iteration():
+                    break
+                continue
             initial_lstm_state = (lstm_state[0].clone(), lstm_state[1].clone())
             t_roll, t_env = time.time(), 0.0
             ep_stats = {"ret": [], "len": [], "ens": [], "rmse": [], "rmse_enkf": [], "spread": []}
@@ -805,18 +905,8 @@ def train(cfg: Config, args: Args, on_eval=None) -> dict:
             recent_rmse = (recent_rmse + [float(np.mean(ep_stats["rmse"]))])[-10:]  # last 10 iterations
             w("episode/rmse_mean_10", float(np.mean(recent_rmse)), global_step)
 
-            if next_ckpt is not None and global_step >= next_ckpt:
-                checkpoint()
-                next_ckpt += cfg.checkpoint_interval
-            if next_eval is not None and global_step >= next_eval:
-                s = evaluate()
-                next_eval += cfg.eval_interval
-                if on_eval is not None and on_eval(global_step, s):
-                    pruned = True
-                    break
-                if args.progress:
-                    print(f"[eval] step {global_step}: agent RMSE {s['agent_rmse']:.4f} (ratio {s['ratio']:.3f}, "
-                          f"spread/RMSE {s['spread_over_rmse']:.2f}, survived {s['cycles_survived']})", file=sys.stderr)  # fmt: skip
+            if after_iteration():
+                break
             if args.progress and time.time() - last_print > 20:
                 last_print = time.time()
                 print(f"[train] step {global_step} it {iteration}/{num_iterations} SPS {sps} | rmse {np.mean(ep_stats['rmse']):.3f} "

@@ -103,7 +103,7 @@ class Config:
     features: str = "xb,y,innov,mean,spread,anom,corr1,corr2,gain"
     """Comma list of per-cell input features: xb, y, innov (y - H xb_i), mean, spread, anom (xb_i - mean),
     xa_prev (previous analysis of the member), dxa (its change); ensemble context from xb and y alone:
-    corr1 ... corr4 (correlation across members of x_j with x_{j+k}, periodic), gain (s_j^2 / (s_j^2 + r) at
+    corr1 ... corr16 (correlation across members of x_j with x_{j+k}, periodic; k < N), gain (s_j^2 / (s_j^2 + r) at
     observed points, s_j the forecast spread). The user's original list: xa_prev,xb,dxa,y."""
     agent_inflation: float = _f(0.0, 0.0, 100.0)
     """Multiplicative inflation of the agent's forecast anomalies before it sees them (a filter's prior
@@ -152,10 +152,17 @@ class Config:
     1 - RMSE_i (its member against the target member over the grid, normalized), one PPO ratio (the joint
     log-probability of its N outputs) and one value. With policy = global each agent is an MLP + LSTM over its
     own member's (C, N) observation (the user's network); with policy = local the conv trunk is kept."""
+    imitation_fraction: float = _f(0.0, 0.0, 1.0)
+    """Supervised warm start: the first this fraction of the training budget (steps or --max-minutes) imitates the
+    best tuned filter (configs/tuned/) by regression: the agent's analysis of its own forecast ensemble against the
+    filter's analysis of the same forecast (DAgger: the agent's analyses are integrated), through the LSTM over
+    each rollout. PPO against reward_target follows. The filter's analysis is a target, never an input."""
     # ---- policy -------------------------------------------------------------------------------------
-    policy: str = _f("local", choices=("local", "global"))
-    """local: circular convolutions over the grid shared by members and grid points, LSTM per cell;
-    global: one MLP + LSTM over the whole ensemble state (the user's original)."""
+    policy: str = _f("auto", choices=("auto", "local", "dense", "global"))
+    """auto (default): local for Lorenz-96, dense for Lorenz-63 (resolved when the config is loaded). local: circular convolutions over the grid shared by members and grid points, LSTM per cell (Lorenz-96);
+    dense: per member an MLP over its whole state (weights shared by members, member pooling and gates as local),
+    LSTM per member: for small non-periodic states (Lorenz-63); global: one MLP + LSTM over the whole ensemble
+    state (the user's original)."""
     hidden: int = _f(32, 1, 4096)
     """Conv channels (local) or MLP width (global)."""
     kernel: int = _f(5, 1, 63)
@@ -315,11 +322,13 @@ def _cross_check(cfg: Config, source: str):
     if cfg.burn_in >= cfg.path_length:
         bad("burn_in", f"= {cfg.burn_in} must be < path_length = {cfg.path_length}")
     allowed = ("xb", "y", "innov", "mean", "spread", "anom", "xa_prev", "dxa",
-               "corr1", "corr2", "corr3", "corr4", "gain")  # fmt: skip
+               "gain", *(f"corr{k}" for k in range(1, 17)))  # fmt: skip
     feats = [f.strip() for f in cfg.features.split(",")]
     for f in feats:
         if f not in allowed:
-            bad("features", f"has unknown feature {f!r} (allowed: {', '.join(allowed)})")
+            bad("features", f"has unknown feature {f!r} (allowed: {', '.join(allowed[:9])}, corr1 ... corr16)")
+        if f.startswith("corr") and int(f[4:]) >= cfg.N:
+            bad("features", f"has {f!r}: the correlation distance must be < N = {cfg.N}")
     if len(set(feats)) != len(feats) or not feats:
         bad("features", f"= {cfg.features!r} must list distinct features")
     try:
@@ -366,6 +375,8 @@ def make_config(values: dict, source: str, base: Config | None = None) -> Config
             raise ConfigError(f"{source}: unknown field '{k}'{hint}")
         checked[k] = _check_value(k, v, source)
     cfg = dataclasses.replace(base or Config(), **checked)
+    if cfg.policy == "auto":  # the policy that suits the state: periodic grid -> local convs; 3 variables -> dense
+        cfg = dataclasses.replace(cfg, policy="local" if cfg.model == "lorenz96" else "dense")
     _cross_check(cfg, source)
     return cfg
 

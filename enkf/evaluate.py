@@ -35,56 +35,30 @@ import torch
 
 from configs.defaults import LOGS_ROOT, Config, ConfigError, load_config
 from enkf import io
-from enkf.data import (
-    DataError,
-    PathData,
-    assimilate,
-    ensure_data,
-    make_forecaster,
-    obs_setup,
-    rmse,
-    spread,
+from enkf.data import DataError, PathData, ensure_data, make_forecaster, obs_setup, rmse, spread
+from enkf.tuned import (  # noqa: F401 (EvalSet, heldout_set, survived are re-exported for scripts/evaluate.py)
+    METHODS,
+    TUNE_CYCLES,
+    TUNE_PATHS,
+    EvalSet,
+    Setting,
+    cycle,
+    heldout_set,
+    lookup,
+    run_settings,
+    survived,
+    tune_method,
+    tuning_seed,
 )
-from enkf.filters import make_analysis
-from enkf.sweep import held_out_truth
-from enkf.tuned import TUNE_CYCLES, TUNE_PATHS, tuning_seed
-from enkf.tuned import write as write_tuned
 
 CLASSICAL = ("free_run", "obs_only", "nudging", "pertobs", "eakf", "etkf", "letkf")
-TUNABLE = ("pertobs", "eakf", "etkf", "letkf")
+TUNABLE = METHODS
 NUDGING_GAINS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-INFLATIONS = (1.0, 1.02, 1.05, 1.1, 1.2, 1.35, 1.5, 2.0, 3.0, 5.0)
 
 
 # ---------------------------------------------------------------------------------------------------
-# Data sets
+# Data sets (the held-out and tuning sets themselves: enkf.tuned)
 # ---------------------------------------------------------------------------------------------------
-@dataclasses.dataclass
-class EvalSet:
-    name: str
-    truth: torch.Tensor  # (P, T, N)
-    y: torch.Tensor  # (P, T, p)
-    xb: torch.Tensor  # (P, T, M, N) the config EnKF's backgrounds (xb[:, 0] starts every method)
-    xa: torch.Tensor  # (P, T, M, N) the config EnKF's analyses
-    enkf_seconds: float | None = None  # seconds per cycle of the run that made xa (None: not timed here)
-
-    @property
-    def P(self) -> int:
-        return self.truth.shape[0]
-
-
-def heldout_set(cfg: Config, name: str, paths: int, cycles: int, seed: int, fc, progress: bool) -> EvalSet:
-    """Independent truths (their own seed), then the config's EnKF from x0 + noise (N_ens members)."""
-    x0, truth, y, gen = held_out_truth(cfg, paths, cycles, 100.0, seed, fc, progress)
-    gen.manual_seed(seed * 1000 + cfg.N_ens)  # the ensemble draw depends on N_ens; the truth does not
-    obs, r = obs_setup(cfg)
-    E0 = x0.unsqueeze(1) + cfg.noise_strength * torch.randn(paths, cfg.N_ens, cfg.N, generator=gen)  # (P, M, N)
-    an = make_analysis(cfg.data_filter, obs, r, cfg.inflation, cfg.loc_radius, cfg.model == "lorenz96", gen)
-    t0 = time.time()
-    res = assimilate(E0, y, truth, fc, an, store=True, progress=progress, desc=f"{name}: EnKF")
-    return EvalSet(name, truth, y, res["xb"], res["xa"], (time.time() - t0) / cycles)
-
-
 def path0_set(data: PathData) -> EvalSet:
     return EvalSet("path 0", data.truth[:1], data.obs[:1], data.xb[:1], data.xa[:1])
 
@@ -92,25 +66,6 @@ def path0_set(data: PathData) -> EvalSet:
 # ---------------------------------------------------------------------------------------------------
 # Methods
 # ---------------------------------------------------------------------------------------------------
-def cycle(Eb0, y, truth, fc, analysis) -> dict:
-    """Analysis then forecast from the first background Eb0 (B, M, N): rmse, spread (B, T), mean of batch 0."""
-    B, T = y.shape[0], y.shape[1]
-    rm, sp, mean0 = torch.empty(B, T), torch.empty(B, T), torch.empty(T, Eb0.shape[-1])
-    Eb = Eb0
-    for t in range(T):
-        Ea = analysis(Eb, y[:, t])
-        m = Ea.mean(-2)  # (B, N)
-        rm[:, t], sp[:, t], mean0[t] = rmse(m, truth[:, t]), spread(Ea) if Ea.shape[-2] > 1 else 0.0, m[0]
-        Eb = fc(Ea)
-    return {"rmse": rm.numpy(), "spread": sp.numpy(), "mean": mean0.numpy()}
-
-
-def survived(series: np.ndarray, limit: float = 1e3) -> np.ndarray:
-    """Cycles before the first non-finite or exploding RMSE, per row of (P, T)."""
-    bad = ~np.isfinite(series) | (series > limit)
-    return np.where(bad.any(1), bad.argmax(1), series.shape[1])
-
-
 def run_classical(cfg: Config, method: str, inflations, s: EvalSet, fc, gen, burn_in: int) -> list[dict]:
     """One method on set s, batched over paths x inflations (x nudging gains: the best gain on the set is
     kept). One result per inflation: rmse, spread (P, T), the analysis mean of path 0 (T, N), seconds/cycle."""
@@ -133,45 +88,18 @@ def run_classical(cfg: Config, method: str, inflations, s: EvalSet, fc, gen, bur
         k = int(np.argmin(score))
         return [dict(method="nudging", param=NUDGING_GAINS[k], rmse=rm[k], spread=np.zeros_like(rm[k]), mean=None,
                      seconds=(time.time() - t0) / T)]  # fmt: skip
-    n = len(inflations)
-    infl = torch.tensor(inflations, dtype=torch.float32).repeat_interleave(P)  # (n*P,)
-    an = make_analysis(method, obs, r, infl, cfg.loc_radius, cfg.model == "lorenz96", generator=gen)
-    out = cycle(s.xb[:, 0].repeat(n, 1, 1), s.y.repeat(n, 1, 1), s.truth.repeat(n, 1, 1), fc, an)
-    secs = (time.time() - t0) / T
-    rm, sp = out["rmse"].reshape(n, P, T), out["spread"].reshape(n, P, T)
-    return [dict(method=method, param=inflations[i], rmse=rm[i], spread=sp[i], mean=out["mean"] if i == 0 else None,
-                 seconds=secs) for i in range(n)]  # fmt: skip
+    return run_settings(cfg, [Setting(method, inflation=a) for a in inflations], s, fc, gen)
 
 
-def tune(cfg: Config, method: str, s: EvalSet, fc, gen, burn_in: int, inflations=INFLATIONS) -> float:
-    """The inflation whose worst tuning path has the lowest time-mean RMSE (diverged runs excluded).
-
-    Minimax, not the mean: near the stability edge (EAKF at 1.1 on L96_1) a filter tracks on most paths and
-    loses track on a few. The mean over a 4-path tuning set that happened to track picked 1.1, which then lost
-    track on held-out paths (0.46 ± 0.35 over 10 paths; the sweep's 1.2 gives 0.13 ± 0.03)."""
-    score = _minimax(run_classical(cfg, method, list(inflations), s, fc, gen, burn_in), burn_in)
-    return float(inflations[int(np.argmin(score))])
-
-
-def _minimax(res: list[dict], burn_in: int) -> list[float]:
-    """Per result: the worst path's time-mean RMSE, inf where any path diverged."""
-    return [r["rmse"][:, burn_in:].mean(1).max() if (survived(r["rmse"]) == r["rmse"].shape[1]).all() else np.inf
-            for r in res]  # fmt: skip
-
-
-def tune_params(cfg: Config, method: str, s: EvalSet, fc, gen, burn_in: int, inflations=INFLATIONS):
-    """(inflation, radius, tracked): the LETKF of a config with loc_radii sweeps those half-widths together with
-    the inflations (the best pair by the same minimax rule as `tune`); other methods give radius None. tracked is
-    False when no setting kept the filter on track on every tuning path (the first inflation is returned)."""
-    radii = cfg.loc_radius_list if method == "letkf" and cfg.loc_radii else [None]
-    best = (np.inf, float(inflations[0]), None)
-    for rad in radii:
-        c = cfg if rad is None else dataclasses.replace(cfg, loc_radius=rad)
-        score = _minimax(run_classical(c, method, list(inflations), s, fc, gen, burn_in), burn_in)
-        k = int(np.argmin(score))
-        if score[k] < best[0]:
-            best = (score[k], float(inflations[k]), rad)
-    return best[1], best[2], bool(np.isfinite(best[0]))
+def tuned_settings(cM: Config, methods, tune_paths, tune_cycles, seed, fc, gen, progress) -> dict:
+    """{method: tuned entry} at cM.N_ens. The standard tuning set (its size and seed): read from the tuned files
+    (configs/tuned/, else the run's own file under logs/; tuned into the latter when missing). Any other tuning set:
+    tuned here on it, nothing written."""
+    ms = [m for m in methods if m in TUNABLE]
+    if (tune_paths, tune_cycles, seed) == (TUNE_PATHS, TUNE_CYCLES, tuning_seed(cM)):
+        return {m: lookup(cM, m, progress=progress) for m in ms}
+    s = heldout_set(cM, "tuning set", tune_paths, tune_cycles, seed, fc, progress)
+    return {m: tune_method(cM, m, s, fc, gen, min(cM.burn_in, tune_cycles // 2)) for m in ms}
 
 
 # Agents: load_agent / run_agent live in scripts/evaluate.py (they need the training script's Agent); they are
@@ -204,37 +132,43 @@ def summarize(res: dict, burn_in: int, ref: float | None) -> dict:
 def label(r: dict, cfg: Config) -> str:
     m, p = r["method"], r["param"]
     if m in TUNABLE:
-        rad = f", radius {r['radius']:g}" if "radius" in r else ""
-        how = ", config" if r.get("config_inflation") else ", tuned"
+        st = r.get("setting") or Setting(m, inflation=p, radius=r.get("radius"))
+        st = Setting.from_dict(st) if isinstance(st, dict) else st
+        how = "config" if r.get("config_inflation") else "tuned"
         if r.get("untracked"):
             how += "; no setting tracked every tuning path"
-        return f"{m} (inflation {p:g}{rad}{how})"
+        if r.get("edge"):
+            how += "; not bracketed by the search"
+        return st.label()[:-1] + f", {how})"
     if m == "nudging":
         return f"nudging (g = {p:g})"
     return m
 
 
-def tuned_reference(rows: list[dict], cfg: Config) -> float | None:
-    """RMSE of the data filter at its tuned inflation (the config row when the tuned value is the config's)."""
-    for r in rows:
-        if r["method"] == cfg.data_filter and r.get("variant") in ("tuned", "config = tuned"):
-            return r.get("rmse")
-    return None
+def best_reference(rows: list[dict]) -> dict | None:
+    """The best tuned filter of a set: the tuned row (any method) with the lowest RMSE that kept every path."""
+    tuned = [r for r in rows if r.get("variant") in ("tuned", "config = tuned") and "error" not in r
+             and r["paths_survived"] == r["paths"] and math.isfinite(r["rmse"])]  # fmt: skip
+    return min(tuned, key=lambda r: r["rmse"]) if tuned else None
 
 
 def table(rows: list[dict], cfg: Config, title: str) -> list[str]:
     f = lambda x, d=4: "–" if x is None or not math.isfinite(x) else f"{x:.{d}f}"  # noqa: E731
-    tref = tuned_reference(rows, cfg)
-    out = [f"#### {title}", "", "| method | analysis RMSE (mean ± std over paths) | ratio to EnKF | "
-           f"ratio to tuned {cfg.data_filter.upper()} | spread/RMSE | cycles survived (min) | paths survived | "
-           "ms per cycle (all paths) |", "|---|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    best = best_reference(rows)
+    tref = best["rmse"] if best else None
+    out = [f"#### {title}", "", f"Best tuned filter (lowest RMSE of the tuned rows, every path kept): "
+           f"{label(best, cfg) if best else 'none'}.", "",
+           "| method | analysis RMSE (mean ± std over paths) | ratio to config EnKF | ratio to best tuned filter | "
+           "spread/RMSE | cycles survived (min) | paths survived | ms per cycle (all paths) |",
+           "|---|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for r in rows:
         if "error" in r:
             out.append(f"| {label(r, cfg)} | n/a: {r['error']} | | | | | | |")
             continue
         rt = r["rmse"] / tref if tref else float("nan")
-        r["ratio_to_tuned"] = rt
-        out.append(f"| {label(r, cfg)} | {f(r['rmse'])} ± {f(r['rmse_std'])} | {f(r['ratio'], 3)} | {f(rt, 3)} | "
+        r["ratio_to_best"] = rt
+        name = f"**{label(r, cfg)}**" if r is best else label(r, cfg)
+        out.append(f"| {name} | {f(r['rmse'])} ± {f(r['rmse_std'])} | {f(r['ratio'], 3)} | {f(rt, 3)} | "
                    f"{f(r['spread_over_rmse'], 2)} | {r['cycles_survived_min']}/{r['cycles']} | "
                    f"{r['paths_survived']}/{r['paths']} | {f(r['ms_per_cycle'], 2)} |")  # fmt: skip
     return out + [""]
@@ -289,35 +223,31 @@ def figures(cfg: Config, s: EvalSet, raws: list[dict], rows: list[dict], nens_ro
 
 
 def run_methods(cfg: Config, methods, agents, s: EvalSet, tuned: dict, fc, gen, burn_in,
-                run_agent=None, radii: dict | None = None, untracked=()) -> tuple[list, list]:  # fmt: skip
-    """radii: {"letkf": tuned half-width} where the tuning swept it (the tuned LETKF row runs at it);
-    untracked: methods that no tuned setting kept on track on the tuning set (their rows say so)."""
+                run_agent=None) -> tuple[list, list]:  # fmt: skip
+    """Every method on set s: each tunable filter at the config's inflation and at its tuned setting (tuned:
+    {method: entry of enkf.tuned}), the other baselines, then the agents. Rows carry the setting and variant."""
     raws = []
-    radii = radii or {}
     for m in methods:
         if m in TUNABLE:
-            rad = radii.get(m, cfg.loc_radius)
-            ct = dataclasses.replace(cfg, loc_radius=rad)  # the tuned setting
-            infl = [cfg.inflation] + ([tuned[m]] if (tuned.get(m, cfg.inflation), rad) != (cfg.inflation, cfg.loc_radius) else [])  # fmt: skip
+            conf = Setting(m, inflation=cfg.inflation, radius=cfg.loc_radius if m == "letkf" else None)
+            tset = Setting.from_dict(tuned[m]) if m in tuned else conf
+            if m == "letkf" and tset.radius is None:
+                tset = dataclasses.replace(tset, radius=cfg.loc_radius)
+            todo = [conf] + ([tset] if tset != conf else [])
             if m == cfg.data_filter and s.enkf_seconds is not None:  # the set already holds this run: reuse it
                 xa = s.xa  # (P, T, M, N)
-                res = [dict(method=m, param=cfg.inflation, rmse=rmse(xa.mean(-2), s.truth).numpy(),
+                res = [dict(method=m, param=cfg.inflation, setting=conf, rmse=rmse(xa.mean(-2), s.truth).numpy(),
                             spread=spread(xa).numpy(), mean=xa[0].mean(-2).numpy(), seconds=s.enkf_seconds)]  # fmt: skip
-                res += run_classical(ct, m, infl[1:], s, fc, gen, burn_in) if len(infl) > 1 else []
-            elif rad != cfg.loc_radius:  # the two settings differ in radius: two runs
-                res = run_classical(cfg, m, infl[:1], s, fc, gen, burn_in)
-                res += run_classical(ct, m, infl[1:], s, fc, gen, burn_in)
+                res += run_settings(cfg, todo[1:], s, fc, gen) if len(todo) > 1 else []
             else:
-                res = run_classical(cfg, m, infl, s, fc, gen, burn_in)
-            if m == "letkf":
-                for r, rr in zip(res, (cfg.loc_radius, rad), strict=False):
-                    r["radius"] = rr
+                res = run_settings(cfg, todo, s, fc, gen)
             res[0]["config_inflation"] = True
             res[0]["variant"] = "config" if len(res) > 1 else "config = tuned"
             if len(res) > 1:
                 res[1]["variant"] = "tuned"
-            if m in untracked:
-                res[-1]["untracked"] = True
+            if m in tuned:
+                res[-1]["untracked"] = not tuned[m]["tracked"]
+                res[-1]["edge"] = tuned[m]["edge"]
             raws += res
         else:
             raws += run_classical(cfg, m, [1.0], s, fc, gen, burn_in)
@@ -332,8 +262,10 @@ def run_methods(cfg: Config, methods, agents, s: EvalSet, tuned: dict, fc, gen, 
     for r in raws:
         row = summarize(r, burn_in, ref)
         row["config_inflation"], row["variant"] = r.get("config_inflation", False), r.get("variant")
-        for k in ("radius", "untracked"):
-            if k in r:
+        if r.get("setting") is not None and r["method"] in TUNABLE:
+            row["setting"] = r["setting"].to_dict()
+        for k in ("untracked", "edge"):
+            if r.get(k):
                 row[k] = r[k]
         rows.append(row)
     return raws, rows
@@ -351,13 +283,13 @@ def evaluate(cfg: Config, agents, methods, n_ens, paths, cycles, tune_paths, tun
     fc = make_forecaster(cfg, bucket=True)  # many batch sizes: a few compiles, not one per size
     gen = torch.Generator().manual_seed(seed)
     burn = min(cfg.burn_in, cycles // 2)
-    burn_t = min(cfg.burn_in, tune_cycles // 2)
     sizes = sorted(set(n_ens) | {cfg.N_ens})
     md = [f"### {cfg.name}: benchmark on held-out data", "",
           f"System: {cfg.model}, N={cfg.N}, F={cfg.F:g}, obs every {cfg.obs_stride} point(s), R = {cfg.obs_noise_var:g} I, "
           f"{cfg.oda:g} time units per cycle; EnKF reference: {cfg.data_filter} at the config inflation "
-          f"{cfg.inflation:g}. Time means over cycles {burn}..; tuned inflations chosen on a separate tuning set "
-          f"({tune_paths} paths x {tune_cycles} cycles).", ""]  # fmt: skip
+          f"{cfg.inflation:g}. Time means over cycles {burn}..; the filters' spread controls (prior or posterior "
+          f"inflation, RTPS, rotation, LETKF half-width) tuned on a separate tuning set ({tune_paths} paths x "
+          f"{tune_cycles} cycles); every ratio to the best tuned filter is to the lowest tuned row of the same set.", ""]  # fmt: skip
     for ag in agents:
         prov = ag["provenance"] or {}
         md.append(f"- {ag['label']}: {ag['path']}, trained on {ag['cfg'].name} (N={ag['cfg'].N}, F={ag['cfg'].F:g}, "
@@ -371,31 +303,28 @@ def evaluate(cfg: Config, agents, methods, n_ens, paths, cycles, tune_paths, tun
         "burn_in": burn,
         "sets": {},
         "tuned": {},
-        "loc_radii": {},
+        "tuned_settings": {},
+        "best": {},
     }
     nens_rows: dict[str, list] = {}
     figs = {}
     for M in sizes:
         cM = dataclasses.replace(cfg, N_ens=M)
         t0 = time.time()
-        tune_set = heldout_set(cM, "tuning set", tune_paths, tune_cycles, seed + 1, fc, progress)
-        got = {m: tune_params(cM, m, tune_set, fc, gen, burn_t) for m in methods if m in TUNABLE}
-        tuned = {m: v[0] for m, v in got.items()}
-        radii = {m: v[1] for m, v in got.items() if v[1] is not None}
-        untracked = [m for m, v in got.items() if not v[2]]
-        report["tuned"][str(M)] = tuned
-        if untracked:
-            report.setdefault("untracked", {})[str(M)] = untracked
-        if radii:
-            report["loc_radii"][str(M)] = radii
-        if (tune_paths, tune_cycles, seed + 1) == (TUNE_PATHS, TUNE_CYCLES, tuning_seed(cfg)) and tuned:
-            write_tuned(cM, {M: tuned}, radii={M: radii} if radii else None)  # training reads its teacher's from here
+        tuned = tuned_settings(cM, methods, tune_paths, tune_cycles, seed + 1, fc, gen, progress)
+        report["tuned"][str(M)] = {m: Setting.from_dict(e).label() for m, e in tuned.items()}
+        report["tuned_settings"][str(M)] = tuned
         sets = [heldout_set(cM, f"held-out set ({paths} paths)", paths, cycles, seed, fc, progress)]
         if M == cfg.N_ens and path0:
             sets.insert(0, path0_set(ensure_data(cfg, progress=progress)))
         for s in sets:
-            raws, rows = run_methods(cM, methods, agents, s, tuned, fc, gen, burn, run_agent, radii, untracked)
+            raws, rows = run_methods(cM, methods, agents, s, tuned, fc, gen, burn, run_agent)
             report["sets"][f"{s.name}, N_ens={M}"] = rows
+            best = best_reference(rows)
+            for r in rows:
+                r["ratio_to_best"] = r["rmse"] / best["rmse"] if best and "rmse" in r else float("nan")
+            if s.name.startswith("held-out") and best:
+                report["best"][str(M)] = {"label": label(best, cM), "rmse": best["rmse"], "setting": best["setting"]}
             if M == cfg.N_ens:
                 md += table(rows, cM, f"{s.name}, N_ens = {M}, {s.y.shape[1]} cycles")
             if s.name.startswith("held-out"):
@@ -412,17 +341,18 @@ def evaluate(cfg: Config, agents, methods, n_ens, paths, cycles, tune_paths, tun
             print(f"[evaluate] N_ens={M}: {time.time() - t0:.0f} s", file=sys.stderr)
     if len(sizes) > 1:
         f = lambda x: "–" if not math.isfinite(x) else f"{x:.3f}"  # noqa: E731
-        md += ["#### Held-out set: analysis RMSE (ratio to the config EnKF at the same N_ens) vs ensemble size", "",
+        md += ["#### Held-out set: analysis RMSE (ratio to the best tuned filter at the same N_ens) vs ensemble size", "",
                "| method | " + " | ".join(f"N_ens={M}" for M in sizes) + " |", "|---|" + "---:|" * len(sizes)]  # fmt: skip
         for key, pts in nens_rows.items():
             d = dict(pts)
-            cells = [("n/a" if "error" in d[M] else f"{f(d[M]['rmse'])} ({f(d[M]['ratio'])})") if M in d else "–"
+            cells = [("n/a" if "error" in d[M] else f"{f(d[M]['rmse'])} ({f(d[M]['ratio_to_best'])})") if M in d else "–"
                      for M in sizes]  # fmt: skip
             md.append(f"| {key} | " + " | ".join(cells) + " |")
         md.append("")
-        md.append("Tuned inflations per N_ens: " + "; ".join(
-            f"{M}: " + ", ".join(f"{m} {v:g}" + (f" (radius {report['loc_radii'][str(M)][m]:g})" if m in
-            report["loc_radii"].get(str(M), {}) else "") for m, v in report["tuned"][str(M)].items()) for M in sizes))  # fmt: skip
+        md.append(
+            "Best tuned filter per N_ens (held-out): "
+            + "; ".join(f"{M}: {report['best'][str(M)]['label']}" for M in sizes if str(M) in report["best"])
+        )
         md.append("")
     figs = figures(cfg, fig_set, fig_raws, fig_rows, nens_rows, out)
     md.append("Figures: " + ", ".join(Path(p).name for p in figs.values()))

@@ -16,19 +16,10 @@ from enkf.filters import ObsOp, make_analysis, obs_only
 NUDGING_GAINS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
-def path_baselines(
-    cfg: Config,
-    data: PathData,
-    path: int,
-    fc,
-    obs: ObsOp,
-    tuned_inflation: float | None = None,
-    tuned_radius: float | None = None,
-) -> dict:
+def path_baselines(cfg: Config, data: PathData, path: int, fc, obs: ObsOp, best=None) -> dict:
     """RMSE-vs-truth series (T,) on `path` for the stored EnKF (analysis and forecast), observation-only,
-    free run, the best constant-gain nudging xa = xb + g (y - H xb) (g from NUDGING_GAINS) and, if
-    tuned_inflation is given, the data filter at that inflation (and the LETKF at tuned_radius, if given:
-    "tuned_enkf"), all started from the stored
+    free run, the best constant-gain nudging xa = xb + g (y - H xb) (g from NUDGING_GAINS) and, if `best` (an
+    enkf.tuned.Setting: the best tuned filter) is given, that filter ("best_filter"), all started from the stored
     first background of the path. `fc` must accept (1, M, N) batches."""
     truth, y = data.truth[path], data.obs[path]  # (T, N), (T, p)
     T = truth.shape[0]
@@ -39,25 +30,24 @@ def path_baselines(
     }
     xb0 = data.xb[path, 0].unsqueeze(0)  # (1, M, N)
     tuned = None
-    if tuned_inflation is not None:
-        tuned = make_analysis(cfg.data_filter, obs, cfg.obs_noise_var, tuned_inflation, tuned_radius or cfg.loc_radius,
-                              cfg.model == "lorenz96", torch.Generator().manual_seed(cfg.data_seed))  # fmt: skip
-        out["tuned_inflation"] = float(tuned_inflation)
-        if tuned_radius is not None:
-            out["tuned_radius"] = float(tuned_radius)
-    for name in ("obs_only", "free_run") + (("tuned_enkf",) if tuned else ()):
+    if best is not None:
+        tuned = make_analysis(best.method, obs, cfg.obs_noise_var, best.inflation,
+                              cfg.loc_radius if best.radius is None else best.radius, cfg.model == "lorenz96",
+                              torch.Generator().manual_seed(cfg.data_seed), best.post_inflation, best.rtps, best.rotate)  # fmt: skip
+        out["best_filter_label"] = best.label()
+    for name in ("obs_only", "free_run") + (("best_filter",) if tuned else ()):
         Eb, series, sp = xb0, np.empty(T), np.empty(T)
         for t in range(T):
             if name == "obs_only":
                 Ea = obs_only(Eb, y[t].unsqueeze(0), obs)
             else:
-                Ea = tuned(Eb, y[t].unsqueeze(0)) if name == "tuned_enkf" else Eb
+                Ea = tuned(Eb, y[t].unsqueeze(0)) if name == "best_filter" else Eb
             series[t] = float(rmse(Ea.mean(1), truth[t].unsqueeze(0)))
             sp[t] = float(spread(Ea)[0])
             Eb = fc(Ea)
         out[name] = series
-        if name == "tuned_enkf":
-            out["tuned_enkf_spread"] = sp
+        if name == "best_filter":
+            out["best_filter_spread"] = sp
     # nudging of a single state (the background mean), one gain per "member" slot of the (1, M, N) batch
     G = len(NUDGING_GAINS)
     M = xb0.shape[1]
@@ -103,13 +93,13 @@ def write_report(cfg: Config, folder: Path, agent: dict, base: dict, truth: np.n
         "free_run_rmse": time_mean(base["free_run"], b),
         "nudging_rmse": time_mean(base.get("nudging", [np.nan]), b),
         "nudging_gain": base.get("nudging_gain"),
-        "tuned_enkf_rmse": time_mean(base["tuned_enkf"], b) if "tuned_enkf" in base else float("nan"),
-        "tuned_inflation": base.get("tuned_inflation"),
+        "best_filter_rmse": time_mean(base["best_filter"], b) if "best_filter" in base else float("nan"),
+        "best_filter": base.get("best_filter_label"),
         "cycles_survived": surv,
         "cycles": T,
     }
     summary["ratio"] = summary["agent_rmse"] / summary["enkf_rmse"]
-    summary["ratio_to_tuned"] = summary["agent_rmse"] / summary["tuned_enkf_rmse"]
+    summary["ratio_to_best"] = summary["agent_rmse"] / summary["best_filter_rmse"]
     summary["spread_over_rmse"] = summary["agent_spread"] / summary["agent_rmse"]
     pad = lambda s: np.concatenate([s, np.full(T - len(s), np.nan)])  # noqa: E731
     figs = {}
@@ -117,7 +107,7 @@ def write_report(cfg: Config, folder: Path, agent: dict, base: dict, truth: np.n
         {"agent": pad(agent["rmse"]), "EnKF (teacher)": base["enkf"], "EnKF forecast": base["enkf_forecast"],
          "obs only": base["obs_only"], "free run": base["free_run"],
          **({f"nudging g={base['nudging_gain']:g}": base["nudging"]} if "nudging" in base else {}),
-         **({f"EnKF, tuned inflation {base['tuned_inflation']:g}": base["tuned_enkf"]} if "tuned_enkf" in base else {})},
+         **({f"best tuned filter: {base['best_filter_label']}": base["best_filter"]} if "best_filter" in base else {})},
         f"{title}: analysis RMSE vs truth", folder / "rmse_over_time.png")  # fmt: skip
     figs["spread"] = plots.rmse_over_time(
         {"agent spread": pad(agent["spread"]), "agent RMSE": pad(agent["rmse"]),
@@ -139,11 +129,11 @@ def write_report(cfg: Config, folder: Path, agent: dict, base: dict, truth: np.n
         f"{f(summary['spread_over_rmse'])} | {surv}/{T} |",
         *(
             [
-                f"| EnKF ({cfg.data_filter}, tuned inflation {base['tuned_inflation']:g}) | {f(summary['tuned_enkf_rmse'])} | "
-                f"{f(summary['tuned_enkf_rmse'] / summary['enkf_rmse'])} | {f(time_mean(base['tuned_enkf_spread'], b))} | "
-                f"{f(time_mean(base['tuned_enkf_spread'], b) / summary['tuned_enkf_rmse'])} | {T}/{T} |"
+                f"| best tuned filter: {base['best_filter_label']} | {f(summary['best_filter_rmse'])} | "
+                f"{f(summary['best_filter_rmse'] / summary['enkf_rmse'])} | {f(time_mean(base['best_filter_spread'], b))} | "
+                f"{f(time_mean(base['best_filter_spread'], b) / summary['best_filter_rmse'])} | {T}/{T} |"
             ]
-            if "tuned_enkf" in base
+            if "best_filter" in base
             else []
         ),
         f"| EnKF (data, {cfg.data_filter}, inflation {cfg.inflation:g}) | {f(summary['enkf_rmse'])} | 1.0000 | "

@@ -29,7 +29,7 @@ from configs.defaults import Config, ConfigError  # noqa: E402
 from enkf import evaluate as E  # noqa: E402
 from enkf.data import DATA_FIELDS, PathData  # noqa: E402
 from enkf.env import EnKFVecEnv  # noqa: E402
-from enkf.evaluate import EvalSet, heldout_set, run_classical, summarize, tune  # noqa: E402, F401 (re-exported)
+from enkf.evaluate import EvalSet, heldout_set, run_classical, summarize  # noqa: E402, F401 (re-exported)
 from enkf.normalization import Normalizer  # noqa: E402
 
 
@@ -59,6 +59,8 @@ def run_agent(ag: dict, target: Config, s: EvalSet, fc=None) -> dict:
     if ag["cfg"].policy == "global" and (M != ag["cfg"].N_ens or N != ag["cfg"].N):
         return dict(method=ag["label"], param=None, error=f"policy global is tied to N_ens={ag['cfg'].N_ens}, "
                     f"N={ag['cfg'].N}")  # fmt: skip
+    if ag["cfg"].policy == "dense" and N != ag["cfg"].N:
+        return dict(method=ag["label"], param=None, error=f"policy dense is tied to N={ag['cfg'].N}")
     data = PathData(truth=s.truth, obs=s.y, xb=s.xb, xa=s.xa, start_idx=np.zeros(s.P, dtype=np.int64),
                     start_states=s.truth[:, 0], norm=ag["norm"], meta={}, folder=Path("."))  # fmt: skip
     env = EnKFVecEnv(dataclasses.replace(cfg, N_ens=M), data, s.P, seed=0, forecaster=fc, scoring=False)

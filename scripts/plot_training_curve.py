@@ -57,7 +57,11 @@ def main(argv=None) -> int:
     for ax in axes:
         if ref.get("enkf_rmse"):
             ax.axhline(ref["enkf_rmse"], color="k", ls="--", lw=1, label="EnKF, config inflation (data)")
-        if ref.get("tuned_enkf_rmse"):
+        if ref.get("best_filter_rmse"):
+            ax.axhline(
+                ref["best_filter_rmse"], color="r", ls=":", lw=1.5, label=f"best tuned filter: {ref.get('best_filter')}"
+            )
+        elif ref.get("tuned_enkf_rmse"):  # runs from before the best-filter reference
             ax.axhline(ref["tuned_enkf_rmse"], color="r", ls=":", lw=1.5,
                        label=f"EnKF, tuned inflation {ref.get('tuned_inflation', 0):g}")  # fmt: skip
         ax.grid(alpha=0.3)

@@ -38,7 +38,10 @@ def tiny_data(tiny_cfg_file, tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _tuned_files_in_tmp(tmp_path_factory, monkeypatch):
-    """Tuned inflations found by tests go to a temporary folder, never into the repository's configs/tuned/."""
+    """Tuned filters found by tests go to a temporary folder, never into the repository's configs/tuned/ or logs/
+    (a run's own tuned file is under LOGS_ROOT/<config>/tuned/)."""
+    import configs.defaults
     import enkf.tuned
 
     monkeypatch.setattr(enkf.tuned, "TUNED_DIR", tmp_path_factory.getbasetemp() / "tuned")
+    monkeypatch.setattr(configs.defaults, "LOGS_ROOT", tmp_path_factory.getbasetemp() / "logs")

@@ -187,7 +187,7 @@ def test_shipped_pretrained_agent_is_small_documented_and_assimilates():
     assert 0.5 < agent["spread_over_rmse"] < 1.5  # a calibrated ensemble (0.7-0.8 on the held-out set)
 
 
-def test_tuning_picks_the_inflation_whose_worst_path_is_best(monkeypatch):
+def test_tuning_picks_the_inflation_whose_worst_path_is_best():
     """Near the stability edge a filter tracks on most paths and loses track on one: the mean would pick it,
     the minimax criterion does not; a diverged (non-finite) run is never picked."""
     T = 40
@@ -198,13 +198,12 @@ def test_tuning_picks_the_inflation_whose_worst_path_is_best(monkeypatch):
         2.0: [0.01, 0.01, np.nan],  # diverged on one path
     }
 
-    def run(cfg, method, infl, s, fc, gen, burn_in):
-        return [{"rmse": np.repeat(np.array(fake[i])[:, None], T, 1)} for i in infl]
+    import enkf.tuned as TU
 
-    monkeypatch.setattr(E, "run_classical", run)
-    assert E.tune(None, "eakf", None, None, None, 10, inflations=tuple(fake)) == 1.2
+    res = lambda: [{"rmse": np.repeat(np.array(v)[:, None], T, 1)} for v in fake.values()]  # noqa: E731
+    assert list(fake)[int(np.argmin(TU.minimax(res(), 10)))] == 1.2
     fake[1.2][2] = 0.9  # now 1.5 has the best worst path
-    assert E.tune(None, "eakf", None, None, None, 10, inflations=tuple(fake)) == 1.5
+    assert list(fake)[int(np.argmin(TU.minimax(res(), 10)))] == 1.5
 
 
 def test_held_out_set_reuses_its_enkf_run_exactly(tiny_data):
@@ -213,7 +212,8 @@ def test_held_out_set_reuses_its_enkf_run_exactly(tiny_data):
     fc = make_forecaster(cfg)
     s = E.heldout_set(cfg, "h", paths=2, cycles=30, seed=3, fc=fc, progress=False)
     assert s.enkf_seconds is not None and s.enkf_seconds > 0
-    raws, rows = E.run_methods(cfg, [cfg.data_filter], [], s, {cfg.data_filter: 1.2}, fc, torch.Generator(), 10)
+    tuned = {cfg.data_filter: {**E.Setting(cfg.data_filter, 1.2).to_dict(), "tracked": True, "edge": False}}
+    raws, rows = E.run_methods(cfg, [cfg.data_filter], [], s, tuned, fc, torch.Generator(), 10)
     assert [r["param"] for r in raws] == [cfg.inflation, 1.2] and rows[0]["ratio"] == pytest.approx(1.0)
     fresh = E.run_classical(cfg, cfg.data_filter, [cfg.inflation], s, fc, torch.Generator(), 10)[0]
     np.testing.assert_allclose(raws[0]["rmse"], fresh["rmse"], rtol=1e-4, atol=1e-5)

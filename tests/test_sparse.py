@@ -128,45 +128,49 @@ def test_letkf_keeps_going_when_one_batch_element_diverged():
     torch.testing.assert_close(out[0], letkf(E0[:1], y[:1], obs_op, r, 1.05, 4.0)[0])
 
 
-def test_tuning_sweeps_radius_and_inflation_together(monkeypatch, sparse):
+def test_tuning_picks_the_radius_then_the_controls(monkeypatch, sparse):
+    """The LETKF of a config with loc_radii: the half-width first (prior inflation only), then every control at it;
+    a method that no setting keeps on track is said to be untracked."""
     _, cfg, _, _ = sparse
     T_ = 40
-    best = (1.1, 2.0)
+    seen = []
 
-    def run(c, method, infl, s, fc, gen, burn_in):  # the RMSE depends on the (inflation, radius) pair
-        return [{"rmse": np.full((2, T_), 1.0 + abs(i - best[0]) + abs(c.loc_radius - best[1]))} for i in infl]
+    def run(c, sts, s, fc, gen, progress=False):  # RMSE depends on the (inflation, radius) pair and on RTPS
+        seen.extend(sts)
+        return [{"rmse": np.full((2, T_), 1.0 + abs(x.inflation - 1.1) + abs(x.radius - 2.0) + abs(x.rtps - 0.3))}
+                for x in sts]  # fmt: skip
 
-    monkeypatch.setattr(E, "run_classical", run)
-    assert E.tune_params(cfg, "letkf", None, None, None, 10) == (*best, True)
-    assert E.tune_params(cfg, "eakf", None, None, None, 10) == (1.1, None, True)  # inflation only
-    plain = dataclasses.replace(cfg, loc_radii="")
-    assert E.tune_params(plain, "letkf", None, None, None, 10) == (1.1, None, True)
-    # nothing tracks: said so, and the first inflation comes back
-    monkeypatch.setattr(E, "run_classical", lambda c, m, infl, *a: [{"rmse": np.full((2, T_), np.nan)} for i in infl])
-    assert E.tune_params(cfg, "letkf", None, None, None, 10, inflations=(1.0, 1.1)) == (1.0, None, False)
+    monkeypatch.setattr(T, "run_settings", run)
+    e = T.tune_method(cfg, "letkf", None, None, None, 10)
+    assert (e["radius"], e["inflation"], e["rtps"], e["tracked"]) == (2.0, 1.1, 0.3, True)
+    assert {x.radius for x in seen} == {1.0, 2.0} and e["inflation_only"] == 1.1
+    monkeypatch.setattr(T, "run_settings", lambda c, sts, *a, **k: [{"rmse": np.full((2, T_), np.nan)} for _ in sts])
+    assert not T.tune_method(cfg, "eakf", None, None, None, 10)["tracked"]
 
 
-def test_tuned_radii_round_trip_and_fingerprint(sparse, tmp_path):
+def test_tuned_radii_round_trip_and_fingerprint(sparse, tmp_path, monkeypatch):
     _, cfg, _, _ = sparse
-    T.write(cfg, {6: {"letkf": 1.05}}, folder=tmp_path, radii={6: {"letkf": 2.0}})
-    assert T.read(cfg, tmp_path) == {"6": {"letkf": 1.05}} and T.read_radii(cfg, tmp_path) == {"6": {"letkf": 2.0}}
+    monkeypatch.setattr(T, "TUNED_DIR", tmp_path)
+    st = T.Setting("letkf", 1.05, radius=2.0)
+    T.write(cfg, {6: {"letkf": {**st.to_dict(), "score": 1.0, "tracked": True, "edge": False, "inflation_only": 1.05}}})
+    assert T.tuned_setting(cfg, "letkf", create=False) == st
     d = json.loads((tmp_path / f"{cfg.name}.json").read_text())
-    assert d["loc_radii"] == {"6": {"letkf": 2.0}} and d["system"]["loc_radii"] == "1,2"
+    assert d["tuned"]["6"]["letkf"]["radius"] == 2.0 and d["system"]["loc_radii"] == "1,2"
     # another sweep of radii is another tuning: the file is stale for it
-    assert T.read(dataclasses.replace(cfg, loc_radii="1,2,3"), tmp_path) == {}
+    assert T.read(dataclasses.replace(cfg, loc_radii="1,2,3")) == {}
 
 
 def test_evaluate_tunes_the_letkf_radius_and_reports_it(sparse, tmp_path):
     _, cfg, data_dir, _ = sparse
     rep = E.evaluate(cfg, [], ["obs_only", "letkf"], [], paths=2, cycles=40, tune_paths=2, tune_cycles=40, seed=5,
                      path0=False, out=tmp_path, progress=False)  # fmt: skip
-    rad = rep["loc_radii"][str(cfg.N_ens)]["letkf"]
+    rad = rep["tuned_settings"][str(cfg.N_ens)]["letkf"]["radius"]
     assert rad in (1.0, 2.0)
     rows = next(iter(rep["sets"].values()))
     lt = [r for r in rows if r["method"] == "letkf"]
-    assert lt[0]["radius"] == cfg.loc_radius and lt[-1]["radius"] == rad
+    assert lt[0]["setting"]["radius"] == cfg.loc_radius and lt[-1]["setting"]["radius"] == rad
     md = (tmp_path / "eval.md").read_text()
-    assert f"radius {rad:g}" in md and "obs_only" in md
+    assert f"radius {rad:g}" in md and "obs_only" in md and "Best tuned filter" in md
 
 
 def test_training_on_sparse_observations_runs_and_evaluates(sparse, tmp_path, monkeypatch):
@@ -176,7 +180,7 @@ def test_training_on_sparse_observations_runs_and_evaluates(sparse, tmp_path, mo
                               "--no-progress", "--run-name", "sp"])  # fmt: skip
     out = P.train(cfg, args)
     assert out["cycles_survived"] == out["cycles"] and np.isfinite(out["agent_rmse"])
-    assert np.isfinite(out["tuned_enkf_rmse"])  # the tuned LETKF ran beside the agent
+    assert np.isfinite(out["best_filter_rmse"]) and out["best_filter"].startswith("letkf")  # ran beside the agent
 
 
 def test_path_baseline_runs_the_tuned_letkf_at_its_tuned_radius(sparse):
@@ -186,11 +190,11 @@ def test_path_baseline_runs_the_tuned_letkf_at_its_tuned_radius(sparse):
     _, cfg, _, data = sparse
     obs_op, _ = obs_setup(cfg)
     fc = make_forecaster(cfg)
-    at_config = path_baselines(cfg, data, 0, fc, obs_op, tuned_inflation=1.05)["tuned_enkf"]
-    same = path_baselines(cfg, data, 0, fc, obs_op, tuned_inflation=1.05, tuned_radius=cfg.loc_radius)
-    other = path_baselines(cfg, data, 0, fc, obs_op, tuned_inflation=1.05, tuned_radius=1.0)
-    np.testing.assert_allclose(same["tuned_enkf"], at_config)
-    assert other["tuned_radius"] == 1.0 and not np.allclose(other["tuned_enkf"], at_config)
+    at_config = path_baselines(cfg, data, 0, fc, obs_op, best=T.Setting("letkf", 1.05))["best_filter"]
+    same = path_baselines(cfg, data, 0, fc, obs_op, best=T.Setting("letkf", 1.05, radius=cfg.loc_radius))
+    other = path_baselines(cfg, data, 0, fc, obs_op, best=T.Setting("letkf", 1.05, radius=1.0))
+    np.testing.assert_allclose(same["best_filter"], at_config)
+    assert "radius 1" in other["best_filter_label"] and not np.allclose(other["best_filter"], at_config)
 
 
 def test_table_labels_name_the_radius_and_an_untracked_tuning(sparse):
@@ -200,6 +204,10 @@ def test_table_labels_name_the_radius_and_an_untracked_tuning(sparse):
     )
     lab = E.label({"method": "eakf", "param": 1.0, "untracked": True}, cfg)
     assert lab == "eakf (inflation 1, tuned; no setting tracked every tuning path)"
+    st = T.Setting("eakf", 1.0, post_inflation=1.15, rotate=True)
+    assert E.label({"method": "eakf", "param": 1.0, "setting": st, "edge": True}, cfg) == (
+        "eakf (post-inflation 1.15, rotation, tuned; not bracketed by the search)"
+    )
 
 
 def test_shipped_sparse_agent_is_small_documented_and_beats_the_letkf():

@@ -20,43 +20,64 @@ from enkf.filters import eakf
 # ---------------------------------------------------------------------------------------------------
 # tuned inflations: written to and read from a file
 # ---------------------------------------------------------------------------------------------------
-def test_tuned_file_round_trip_and_stale_system(tiny_cfg_file, tmp_path):
+def _entry(method="eakf", inflation=1.2, score=0.2, **kw):
+    return {**T.Setting(method, inflation=inflation, **kw).to_dict(), "score": score, "tracked": True, "edge": False,
+            "inflation_only": inflation, "inflation_only_score": score}  # fmt: skip
+
+
+def test_tuned_file_round_trip_and_stale_system(tiny_cfg_file, tmp_path, monkeypatch):
     cfg = load_config(tiny_cfg_file)
-    T.write(cfg, {8: {"eakf": 1.2}, 4: {"letkf": 1.1}}, folder=tmp_path)
-    assert T.read(cfg, tmp_path) == {"8": {"eakf": 1.2}, "4": {"letkf": 1.1}}
-    assert T.tuned_inflation(cfg, folder=tmp_path, create=False) == 1.2
-    T.write(cfg, {8: {"letkf": 1.05}}, folder=tmp_path)  # merged, not replaced
-    assert T.read(cfg, tmp_path)["8"] == {"eakf": 1.2, "letkf": 1.05}
+    monkeypatch.setattr(T, "TUNED_DIR", tmp_path)
+    T.write(cfg, {8: {"eakf": _entry()}, 4: {"letkf": _entry("letkf", 1.1)}})
+    assert T.read(cfg) == {"8": {"eakf": _entry()}, "4": {"letkf": _entry("letkf", 1.1)}}
+    assert T.tuned_inflation(cfg, create=False) == 1.2
+    T.write(cfg, {8: {"letkf": _entry("letkf", 1.05, rtps=0.5)}})  # merged, not replaced
+    assert set(T.read(cfg)["8"]) == {"eakf", "letkf"}
+    assert T.tuned_setting(cfg, "letkf", create=False) == T.Setting("letkf", 1.05, rtps=0.5)
     # another system (F) makes the file stale: nothing is read, and without create it is a clear error
     other = dataclasses.replace(cfg, F=6.0)
-    assert T.read(other, tmp_path) == {}
-    with pytest.raises(ConfigError, match="no tuned inflation for eakf at N_ens=8"):
-        T.tuned_inflation(other, folder=tmp_path, create=False)
+    assert T.read(other) == {}
+    with pytest.raises(ConfigError, match="no tuned eakf for tiny at N_ens=8"):
+        T.tuned_inflation(other, create=False)
     (tmp_path / f"{cfg.name}.json").write_text("{not json")
-    with pytest.raises(ConfigError, match="unreadable tuned-inflation file"):
-        T.read(cfg, tmp_path)
+    with pytest.raises(ConfigError, match="unreadable tuned-filter file"):
+        T.read(cfg)
 
 
-def test_missing_tuned_value_is_tuned_and_written(tiny_cfg_file, tmp_path, monkeypatch):
-    cfg = load_config(tiny_cfg_file, {"burn_in": 10})
+def test_missing_tuned_value_is_tuned_into_the_runs_own_file_not_the_committed_one(tiny_cfg_file, tmp_path,
+                                                                                    monkeypatch, capsys):  # fmt: skip
+    """Issue 17: a run whose system is not in configs/tuned/ (here burn_in differs) tunes into logs/<config>/tuned/,
+    says so in one line with the expected time, and leaves the committed file byte for byte."""
+    import configs.defaults as D
+
+    cfg = load_config(tiny_cfg_file)
+    committed, logs = tmp_path / "committed", tmp_path / "logs"
+    monkeypatch.setattr(T, "TUNED_DIR", committed)
+    monkeypatch.setattr(D, "LOGS_ROOT", logs)
     monkeypatch.setattr(T, "TUNE_PATHS", 2)
     monkeypatch.setattr(T, "TUNE_CYCLES", 40)
-    v = T.tuned_inflation(cfg, folder=tmp_path, progress=False)
-    from enkf.evaluate import INFLATIONS
-
-    assert v in INFLATIONS
-    d = json.loads((tmp_path / f"{cfg.name}.json").read_text())
-    assert d["inflations"]["8"]["eakf"] == v and d["fingerprint"] == cfg.fingerprint(T.SYSTEM_FIELDS)
-    # the value equals what the tuning function picks on the same tuning set
-    assert T.tune_inflations(cfg, ["eakf"], progress=False)[0]["eakf"] == v
+    T.write(cfg, {8: {"eakf": _entry(), "etkf": _entry("etkf")}, 4: {"eakf": _entry(inflation=2.0)}})
+    before = (committed / "tiny.json").read_bytes()
+    other = dataclasses.replace(cfg, burn_in=5)  # what `--burn-in 5` on the command line makes
+    e = T.lookup(other, "eakf")
+    err = capsys.readouterr().err
+    line = [ln for ln in err.splitlines() if "tuning eakf" in ln]
+    assert len(line) == 1 and "min on one core" in line[0] and str(logs / "tiny" / "tuned" / "tiny.json") in line[0]
+    assert (committed / "tiny.json").read_bytes() == before  # the committed file is untouched
+    own = json.loads((logs / "tiny" / "tuned" / "tiny.json").read_text())
+    assert own["tuned"]["8"]["eakf"] == e and own["fingerprint"] == T.fingerprint(other)
+    assert T.lookup(other, "eakf", create=False) == e  # read back from the own file, nothing tuned again
+    assert "tuning" not in capsys.readouterr().err
+    # the committed values still serve the committed system, all entries kept
+    assert T.lookup(cfg, "eakf", create=False) == _entry() and set(T.read(cfg)) == {"4", "8"}
 
 
 def test_resolve_reads_the_tuned_teacher_and_agent_inflation(tiny_cfg_file, monkeypatch, tmp_path):
     cfg = load_config(tiny_cfg_file, {"teacher_inflation": 0.0, "agent_inflation": 0.0})
-    T.write(cfg, {cfg.N_ens: {"eakf": 1.35}}, folder=tmp_path)
     monkeypatch.setattr(T, "TUNED_DIR", tmp_path)
+    T.write(cfg, {cfg.N_ens: {"eakf": {**_entry(inflation=1.1, rotate=True), "inflation_only": 1.35}}})
     r = T.resolve(cfg)
-    assert (r.teacher_inflation, r.agent_inflation) == (1.35, 1.35)
+    assert (r.teacher_inflation, r.agent_inflation) == (1.35, 1.35)  # the prior inflation alone
     # explicit values win; agent_inflation 1 means none
     r = T.resolve(dataclasses.replace(cfg, teacher_inflation=1.1, agent_inflation=1.0))
     assert (r.teacher_inflation, r.agent_inflation) == (1.1, 1.0)
@@ -196,7 +217,8 @@ def test_member_mix_training_run_and_eval(tiny_cfg_file, tiny_data, tmp_path, mo
     assert saved["agent_inflation"] == saved["teacher_inflation"] == 1.5  # resolved: the tiny config's teacher
     evals = [json.loads(x) for x in (run / "evals.jsonl").read_text().splitlines()]
     assert evals[-1]["final"] and evals[-1]["step"] == out["steps"]
-    assert evals[-1]["tuned_inflation"] == 1.5 and np.isfinite(evals[-1]["tuned_enkf_rmse"])
+    # nothing on file for the tiny config: the reference is the data filter at the given teacher inflation
+    assert evals[-1]["best_filter"] == "eakf (inflation 1.5)" and np.isfinite(evals[-1]["best_filter_rmse"])
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     ea = EventAccumulator(str(run))
@@ -212,10 +234,11 @@ def test_path_baseline_tuned_enkf_reproduces_the_stored_filter_at_its_inflation(
     cfg, _, _, d = tiny_data
     obs, _ = obs_setup(cfg)
     fc = EnKFVecEnv(cfg, d, 1, scoring=False).fc
-    base = path_baselines(cfg, d, 0, fc, obs, tuned_inflation=cfg.inflation)
-    np.testing.assert_allclose(base["tuned_enkf"], base["enkf"], rtol=2e-3, atol=1e-5)
-    other = path_baselines(cfg, d, 0, fc, obs, tuned_inflation=1.0)
-    assert not np.allclose(other["tuned_enkf"], base["enkf"])
+    base = path_baselines(cfg, d, 0, fc, obs, best=T.Setting("eakf", cfg.inflation))
+    np.testing.assert_allclose(base["best_filter"], base["enkf"], rtol=2e-3, atol=1e-5)
+    other = path_baselines(cfg, d, 0, fc, obs, best=T.Setting("eakf", cfg.inflation, rtps=0.5))
+    assert other["best_filter_label"] == "eakf (inflation 1.5, RTPS 0.5)"
+    assert not np.allclose(other["best_filter"], base["enkf"])
 
 
 def test_plot_training_curve(tmp_path):
@@ -223,8 +246,8 @@ def test_plot_training_curve(tmp_path):
 
     run = tmp_path / "run"
     run.mkdir()
-    rows = [dict(step=s, seconds=60.0 * s / 1000, agent_rmse=0.3 - 1e-4 * s, enkf_rmse=0.23, tuned_enkf_rmse=0.14,
-                 tuned_inflation=1.35) for s in (100, 200, 300)]  # fmt: skip
+    rows = [dict(step=s, seconds=60.0 * s / 1000, agent_rmse=0.3 - 1e-4 * s, enkf_rmse=0.23, best_filter_rmse=0.14,
+                 best_filter="eakf (inflation 1.35)") for s in (100, 200, 300)]  # fmt: skip
     (run / "evals.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n" + json.dumps(rows[-1]) + "\n")
     assert C.main([str(run), "--out", str(tmp_path / "c.png")]) == 0
     assert (tmp_path / "c.png").stat().st_size > 10_000
