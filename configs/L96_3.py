@@ -10,4 +10,5 @@ config = dict(
     obs_noise_var=0.1,
     inflation=5.0,
     noise_strength=1.0,
+    loc_radii="2,4,6,10,20",  # the LETKF half-widths the tuning sweeps (N = 20: 20 is close to global)
 )
