@@ -15,7 +15,7 @@ TEST_WORKERS ?= 2
 NENS ?= 5,10,20,40
 
 .DEFAULT_GOAL := help
-.PHONY: help install data data-all sweep tune-filters train train-all status stop eval eval-path0 tune tensorboard tensorboard-bg \
+.PHONY: help install data data-all sweep tune-filters train train-all status stop eval eval-all eval-path0 tune tensorboard tensorboard-bg \
 	test lint format bench-data bench-env bench-learning bench-ablate clean clear reset restart_training end_training \
 	visualize
 
@@ -57,6 +57,9 @@ stop: ## SIGTERM every training (each checkpoints, then exits) and the backgroun
 
 eval: install ## benchmark suite on held-out data: filters + agent CHECKPOINT (default pretrained/<config>.pt)
 	$(PY) scripts/evaluate.py --config $(CONFIG) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) $(ARGS)
+
+eval-all: install ## every shipped agent (seed mean) vs the best tuned filter on its held-out set: docs/eval_all.md
+	$(PY) scripts/eval_all.py $(ARGS)
 
 eval-path0: install ## evaluate CHECKPOINT on held-out path 0 only (plots + summary beside the run)
 	@test -n "$(CHECKPOINT)" || { echo "usage: make eval-path0 CHECKPOINT=logs/<config>/runs/<run>/checkpoints/best.pt"; exit 2; }

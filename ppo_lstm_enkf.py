@@ -38,7 +38,7 @@ from enkf.env import EnKFVecEnv
 from enkf.evaluation import path_baselines, write_report
 from enkf.filters import make_analysis
 from enkf.normalization import Normalizer
-from enkf.tuned import Setting, best_setting, resolve, tuned_inflation
+from enkf.tuned import Setting, best_setting, resolve, tuned_setting
 
 
 @dataclass(frozen=True)
@@ -441,11 +441,15 @@ class Evaluator:
         self.env = EnKFVecEnv(cfg, data, 1, device=device, seed=0, scoring=False)
         obs, _ = obs_setup(cfg)
         # the reference: the best tuned filter on file (`make tune-filters` tunes EAKF, ETKF, LETKF and PertObs);
-        # with none on file, the data filter at the teacher's (given or tuned) inflation
+        # with none on file, the data filter at a given teacher inflation, else at its tuned setting (tuned here)
         best = best_setting(cfg)
         radius = cfg.loc_radius if cfg.data_filter == "letkf" else None
-        self.best = best[0] if best else Setting(cfg.data_filter, cfg.teacher_inflation or tuned_inflation(cfg),
-                                                 radius=radius)  # fmt: skip
+        if best is not None:
+            self.best = best[0]
+        elif cfg.teacher_inflation > 0:
+            self.best = Setting(cfg.data_filter, cfg.teacher_inflation, radius=radius)
+        else:
+            self.best = tuned_setting(cfg)
         self.base = path_baselines(cfg, data, 0, self.env.fc, obs, best=self.best)
 
     def __call__(self, agent: Agent, folder: Path, title: str, step: int | None = None) -> dict:
@@ -528,26 +532,50 @@ def make_teacher(cfg: Config, env: EnKFVecEnv, best: Setting):
     target is the filter's analysis of member i."""
     obs, r = obs_setup(cfg)
     radius = cfg.loc_radius if best.radius is None else best.radius
-    an = make_analysis(best.method, obs, r, best.inflation / env.agent_infl, radius, cfg.model == "lorenz96",
+    an = make_analysis(best.method, obs, r, best.inflation / env.agent_infl, radius, cfg.periodic,
                        torch.Generator().manual_seed(cfg.seed + 2), best.post_inflation, best.rtps, False)  # fmt: skip
     return lambda: an(env.Eb, env.y[env.path, env.t])
 
 
-def imitation_loss(agent: Agent, env: EnKFVecEnv, teacher, S: int, state, obs, done):
-    """S cycles of the agent's deterministic analysis on its own forecasts (integrated: the states it will meet);
-    loss = mean squared difference to the teacher's analysis of the same forecast, in normalized units, through
-    the whole sequence (truncated BPTT). Returns loss, the detached LSTM state, next obs, next done, infos."""
+def imitation_update(agent: Agent, env: EnKFVecEnv, teacher, optimizer, cfg: Config, state, obs, done):
+    """One iteration of the warm start. Rollout: num_steps cycles of the agent's deterministic analysis on its own
+    forecasts (integrated: the states it will meet), storing the observations, priors and the teacher's analysis
+    of each prior. Update: update_epochs x num_minibatches regression steps (minibatches of whole env sequences,
+    every member, the LSTM from the rollout's initial state) on the mean squared difference, in normalized units,
+    between the agent's analysis and the teacher's. Returns the last loss, the next LSTM state, obs, done and
+    the rollout's step results."""
+    S, B = cfg.num_steps, env.B
     scale = env.nc["state"][1]
-    losses, infos = [], []
-    for _ in range(S):
-        mean, state = agent.actor_step(obs, state, done)  # (B, M, N), with gradients
-        with torch.no_grad():
-            target = teacher()  # (B, M, N)
-        losses.append((((env.analysis_from_action(mean) - target) / scale) ** 2).mean())
-        res = env.step(mean.detach())
-        obs, done = res.obs, (res.terminated | res.truncated).float()
-        infos.append(res)
-    return torch.stack(losses).mean(), (state[0].detach(), state[1].detach()), obs, done, infos
+    state0 = (state[0].clone(), state[1].clone())
+    obs_b, done_b, eb_b, tgt_b, infos = [], [], [], [], []
+    with torch.no_grad():
+        for _ in range(S):
+            obs_b.append(obs)
+            done_b.append(done)
+            mean, state = agent.actor_step(obs, state, done)
+            eb_b.append(env.Eb.clone())
+            tgt_b.append(teacher())  # (B, M, N)
+            res = env.step(mean)
+            obs, done = res.obs, (res.terminated | res.truncated).float()
+            infos.append(res)
+    obs_b, done_b, eb_b, tgt_b = (torch.stack(x) for x in (obs_b, done_b, eb_b, tgt_b))  # (S, B, ...)
+    idx = np.arange(B)
+    mb_envs = B // cfg.num_minibatches
+    losses = []
+    for _ in range(cfg.update_epochs):
+        np.random.shuffle(idx)
+        for start in range(0, B, mb_envs):
+            mb = torch.as_tensor(idx[start : start + mb_envs])
+            st = tuple(s0.view(cfg.lstm_layers, B, -1, s0.shape[-1])[:, mb].reshape(cfg.lstm_layers, -1, s0.shape[-1])
+                       for s0 in state0) if agent.kind != "global" else tuple(s0[:, mb] for s0 in state0)  # fmt: skip
+            mean, _ = agent.actor_sequence(obs_b[:, mb], st, done_b[:, mb])  # (S, b, M, N)
+            loss = (((env.analysis_from_action(mean, eb_b[:, mb]) - tgt_b[:, mb]) / scale) ** 2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
+            optimizer.step()
+            losses.append(loss.item())
+    return float(np.mean(losses)), state, obs, done, infos
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -710,23 +738,19 @@ def train(cfg: Config, args: Args, on_eval=None) -> dict:
             env.truth_weight = cfg.truth_weight * (min(1.0, frac / cfg.truth_ramp) if cfg.truth_ramp > 0 else 1.0)
             if frac < cfg.imitation_fraction:  # supervised warm start: imitate the best tuned filter (DAgger)
                 t_roll = time.time()
-                loss, lstm_state, next_obs, next_done, infos = imitation_loss(agent, env, teacher, cfg.num_steps,
-                                                                              lstm_state, next_obs, next_done)  # fmt: skip
-                optimizer.zero_grad()
-                loss.backward()
-                nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
-                optimizer.step()
+                loss, lstm_state, next_obs, next_done, infos = imitation_update(agent, env, teacher, optimizer, cfg,
+                                                                                lstm_state, next_obs, next_done)  # fmt: skip
                 global_step += B * cfg.num_steps
                 for res in infos:
                     if cfg.curriculum and curriculum.record(int(res.truncated.sum())):
                         env.set_paths(curriculum.paths)
-                writer.add_scalar("imitation/loss", loss.item(), global_step)
+                writer.add_scalar("imitation/loss", loss, global_step)
                 writer.add_scalar("rmse/agent_vs_truth", float(np.mean([r.info["rmse_truth"].mean() for r in infos])),
                                   global_step)  # fmt: skip
                 writer.add_scalar("curriculum/num_paths", curriculum.n, global_step)
                 if args.progress and time.time() - last_print > 20:
                     last_print = time.time()
-                    print(f"[imitate] step {global_step} it {iteration} | loss {loss.item():.4f} | rmse "
+                    print(f"[imitate] step {global_step} it {iteration} | loss {loss:.4f} | rmse "
                           f"{np.mean([float(r.info['rmse_truth'].mean()) for r in infos]):.3f} | paths {curriculum.n} | "
                           f"{time.time() - t_roll:.2f}s", file=sys.stderr)  # fmt: skip
                 if after_iteration():

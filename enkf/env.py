@@ -69,7 +69,7 @@ class EnKFVecEnv:
         self.bound = cfg.bound
         self.obs_op, self.r = obs_setup(cfg)
         self.teacher_an = make_analysis(cfg.data_filter, self.obs_op, self.r, self.teacher_infl, cfg.loc_radius,
-                                        cfg.model == "lorenz96", torch.Generator().manual_seed(seed + 1))  # fmt: skip
+                                        cfg.periodic, torch.Generator().manual_seed(seed + 1))  # fmt: skip
         self.fc = forecaster or make_forecaster(cfg, compile)
         self.gen = torch.Generator().manual_seed(seed)
         dev = self.device
@@ -186,18 +186,20 @@ class EnKFVecEnv:
         """The agent's prior ensemble: the forecast with its anomalies inflated by agent_inflation."""
         return Eb if self.agent_infl == 1 else inflate(Eb, self.agent_infl)
 
-    def analysis_from_action(self, action: torch.Tensor) -> torch.Tensor:
-        """Unnormalize the action into the agent's analysis xa_rl (B, M, N) (the only unnormalization);
-        with rtps > 0 its anomalies are relaxed towards the prior spread, grid point by grid point."""
+    def analysis_from_action(self, action: torch.Tensor, Eb: torch.Tensor | None = None) -> torch.Tensor:
+        """Unnormalize the action into the agent's analysis xa_rl (..., M, N) (the only unnormalization) of the
+        prior Eb (default: the envs' current one); with rtps > 0 its anomalies are relaxed towards the prior
+        spread, grid point by grid point."""
+        Eb = self.Eb if Eb is None else Eb
         a = action.clamp(-self.bound, self.bound)
         if self.cfg.action == "increment":
-            xa = self.Eb + a * self.nc["increment"][1]
+            xa = Eb + a * self.nc["increment"][1]
         else:
             c, s = self.nc["state"]
             xa = a * s + c
         if self.cfg.rtps > 0:
             ma = xa.mean(-2, keepdim=True)
-            sa, sb = xa.std(-2, keepdim=True).clamp_min(1e-8), self.Eb.std(-2, keepdim=True)  # (B, 1, N)
+            sa, sb = xa.std(-2, keepdim=True).clamp_min(1e-8), Eb.std(-2, keepdim=True)  # (..., 1, N)
             xa = ma + (xa - ma) * (1 + self.cfg.rtps * (sb - sa) / sa)
         return xa
 

@@ -1,0 +1,153 @@
+"""One table for all configs (`make eval-all`): every shipped agent on its config's held-out set against the best
+tuned classical filter, as a mean over training seeds, with the RMSE-vs-N_ens ratios of the shipped agent.
+
+    python scripts/eval_all.py [--configs L96_1,L96_2,L96_3,L63,L96_sparse] [--n-ens 5,10,20,40] [--threads 1]
+
+For each config: the seed agents pretrained/seeds/<config>_s<seed>.pt (else the shipped pretrained/<config>.pt
+alone, labelled "1 seed") and the tuned EAKF, ETKF, LETKF and PertObs run on the held-out set of `make eval`
+(10 truths x 1000 cycles, N_ens of the config; tuned values from configs/tuned/); then the shipped agent and the
+filters at the other ensemble sizes (zero-shot in N_ens). The best tuned filter is the tuned row with the lowest
+held-out RMSE that kept every path. Writes docs/eval_all.md (or --out) and a JSON beside it; per-config reports
+under logs/<config>/eval_all/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from configs.defaults import LOGS_ROOT, ConfigError, load_config  # noqa: E402
+from enkf import evaluate as E  # noqa: E402
+from enkf import io  # noqa: E402
+from enkf.data import DataError  # noqa: E402
+from enkf.tuned import METHODS  # noqa: E402
+from scripts.evaluate import load_agent, run_agent  # noqa: E402
+
+CONFIGS = ("L96_1", "L96_2", "L96_3", "L63", "L96_sparse")
+
+
+def agents_of(name: str, pretrained: Path) -> tuple[list[Path], Path | None]:
+    seeds = sorted((pretrained / "seeds").glob(f"{name}_s*.pt"))
+    shipped = pretrained / f"{name}.pt"
+    return seeds, (shipped if shipped.is_file() else None)
+
+
+def summarize_config(name: str, n_ens: list[int], progress: bool, paths=10, cycles=1000, configs: Path = ROOT / "configs",
+                     pretrained: Path = ROOT / "pretrained") -> dict:  # fmt: skip
+    cfg = load_config(configs / f"{name}.py")
+    seeds, shipped = agents_of(name, pretrained)
+    out = LOGS_ROOT / name / "eval_all"
+    ckpts = seeds or ([shipped] if shipped else [])
+    agents = [load_agent(p) for p in ckpts]
+    seed = cfg.data_seed + 104729
+    held = f"held-out set ({paths} paths)"
+    rep = E.evaluate(cfg, agents, list(METHODS), [], paths, cycles, E.TUNE_PATHS, E.TUNE_CYCLES, seed, False,
+                     out / "seeds", progress=progress, run_agent=run_agent)  # fmt: skip
+    rows = rep["sets"][f"{held}, N_ens={cfg.N_ens}"]
+    best = E.best_reference(rows)
+    ag = [r for r in rows if r["method"].startswith("agent")]
+    res = {"config": name, "N_ens": cfg.N_ens, "seeds": len(ag), "agents": [a["method"] for a in ag],
+           "best_filter": E.label(best, cfg) if best else None, "best_filter_rmse": best["rmse"] if best else None}  # fmt: skip
+    if ag:
+        rm = np.array([a["rmse"] for a in ag])
+        res.update(agent_rmse=float(np.mean(rm)), agent_rmse_std=float(np.std(rm)) if len(rm) > 1 else None,
+                   per_seed=[float(x) for x in rm], ratio=float(np.mean(rm)) / best["rmse"] if best else None,
+                   spread_over_rmse=float(np.mean([a["spread_over_rmse"] for a in ag])),
+                   spread_over_rmse_min=float(np.min([a["spread_over_rmse"] for a in ag])),
+                   paths_surviving=f"{min(a['paths_survived'] for a in ag)}/{ag[0]['paths']}")  # fmt: skip
+    sizes = [M for M in n_ens if M != cfg.N_ens]
+    res["nens_ratio"] = {}
+    if shipped and sizes:
+        rep2 = E.evaluate(cfg, [load_agent(shipped)], list(METHODS), sizes, paths, cycles, E.TUNE_PATHS,
+                          E.TUNE_CYCLES, seed, False, out / "nens", progress=progress, run_agent=run_agent)  # fmt: skip
+        for M in sorted(set(sizes) | {cfg.N_ens}):
+            rows = rep2["sets"].get(f"{held}, N_ens={M}", [])
+            a = [r for r in rows if r["method"].startswith("agent")]
+            if a and "rmse" in a[0]:
+                res["nens_ratio"][str(M)] = a[0]["ratio_to_best"]
+    return res
+
+
+def table(results: list[dict], sizes: list[int]) -> list[str]:
+    f = lambda x, d=3: "–" if x is None or not math.isfinite(x) else f"{x:.{d}f}"  # noqa: E731
+    out = ["| config | agent RMSE (mean ± std over seeds) | seeds | best tuned filter (held-out) | its RMSE | ratio | "
+           "spread/RMSE (mean; min) | paths surviving (worst seed) | " + " | ".join(f"ratio N_ens {M}" for M in sizes)
+           + " |", "|---|---|---:|---|---:|---:|---:|---:|" + "---:|" * len(sizes)]  # fmt: skip
+    for r in results:
+        if "error" in r:
+            out.append(f"| {r['config']} | n/a: {r['error']} |" + " |" * (7 + len(sizes)))
+            continue
+        if "agent_rmse" not in r:
+            out.append(f"| {r['config']} | no shipped agent | 0 | {r['best_filter']} | {f(r['best_filter_rmse'], 4)} |"
+                       + " |" * (3 + len(sizes)))  # fmt: skip
+            continue
+        sd = f" ± {f(r['agent_rmse_std'], 4)}" if r["agent_rmse_std"] is not None else " (1 seed)"
+        cells = [f(r["nens_ratio"].get(str(M))) for M in sizes]
+        out.append(f"| {r['config']} | {f(r['agent_rmse'], 4)}{sd} | {r['seeds']} | {r['best_filter']} | "
+                   f"{f(r['best_filter_rmse'], 4)} | **{f(r['ratio'])}** | {f(r['spread_over_rmse'], 2)}; "
+                   f"{f(r['spread_over_rmse_min'], 2)} | {r['paths_surviving']} | " + " | ".join(cells) + " |")  # fmt: skip
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python scripts/eval_all.py", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--configs", default=",".join(CONFIGS))
+    ap.add_argument("--n-ens", default="5,10,20,40", help="ensemble sizes of the shipped agent's ratio columns")
+    ap.add_argument("--out", default=str(ROOT / "docs" / "eval_all.md"))
+    ap.add_argument("--paths", type=int, default=10, help="held-out truths per config")
+    ap.add_argument("--cycles", type=int, default=1000)
+    ap.add_argument("--configs-dir", default=str(ROOT / "configs"))
+    ap.add_argument("--pretrained-dir", default=str(ROOT / "pretrained"))
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--quiet", action="store_true")
+    a = ap.parse_args(argv)
+    try:
+        names = [c.strip() for c in a.configs.split(",") if c.strip()]
+        for n in names:
+            if not (Path(a.configs_dir) / f"{n}.py").is_file():
+                raise ConfigError(f"command line: --configs: no config file {Path(a.configs_dir) / n}.py")
+        sizes = E._ints(a.n_ens, "--n-ens")
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    t0 = time.time()
+    results = []
+    for n in names:
+        t1 = time.time()
+        try:
+            results.append(summarize_config(n, sizes, not a.quiet, a.paths, a.cycles, Path(a.configs_dir),
+                                            Path(a.pretrained_dir)))  # fmt: skip
+        except (ConfigError, DataError) as e:
+            results.append({"config": n, "error": str(e)})
+        results[-1]["seconds"] = round(time.time() - t1, 1)
+        print(f"[eval-all] {n}: {results[-1]['seconds']:.0f} s", file=sys.stderr)
+    secs = time.time() - t0
+    cmd = "python scripts/eval_all.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    md = ["# All configs: the shipped agents against the best tuned classical filter (held-out sets)", "",
+          f"Made {time.strftime('%Y-%m-%d')} with `{cmd.strip()}` in {secs / 60:.1f} min. Held-out set of each config:"
+          f" {a.paths} truths x {a.cycles} cycles, time means over cycles 100..999 (L96_sparse, L63: their burn-in). Ratio: agent "
+          "(mean over seeds) / best tuned filter; the N_ens columns run the shipped agent zero-shot at that ensemble "
+          "size against the best tuned filter of the same size.", "", *table(results, sizes), ""]  # fmt: skip
+    io.write_text(Path(a.out), "\n".join(md) + "\n")
+    io.write_json(Path(a.out).with_suffix(".json"), {"results": results, "seconds": round(secs, 1), "command": cmd})
+    print("\n".join(md), file=sys.stderr)
+    print(json.dumps({"out": a.out, "seconds": round(secs, 1)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
