@@ -42,12 +42,17 @@ class Config:
     data_seed: int = _f(0, 0, 2**31 - 1)
     """Seed of the data: spin-up, start points, initial ensembles and observation noise."""
     # ---- model --------------------------------------------------------------------------------------
-    model: str = _f("lorenz96", choices=("lorenz96", "lorenz63"))
-    """Dynamical model."""
+    model: str = _f("lorenz96", choices=("lorenz96", "lorenz63", "ks"))
+    """Dynamical model: Lorenz-96, Lorenz-63, or ks (Kuramoto-Sivashinsky, u_t = -u u_x - u_xx - u_xxxx on a
+    periodic domain of length ks_length, pseudo-spectral, ETDRK4 steps of dtda: models/ks.py)."""
     N: int = _f(40, 3, 4096)
-    """State dimension (grid points). Lorenz-63 requires 3; Lorenz-96 needs at least 4."""
+    """State dimension (grid points). Lorenz-63 requires 3; Lorenz-96 needs at least 4; ks an even N >= 8 (the
+    number of grid points of its periodic domain, spacing ks_length / N)."""
     F: float = _f(8.0, -100.0, 100.0)
     """Lorenz-96 forcing."""
+    ks_length: float = _f(32 * math.pi, 1.0, 1e5)
+    """Kuramoto-Sivashinsky domain length L (the domain is [0, L), periodic); default 32 pi = 100.53 (DAPPER's
+    KS model, Kassam & Trefethen 2005): chaotic, largest Lyapunov exponent ~0.09 per time unit."""
     l63_sigma: float = _f(10.0, 0.0, 1000.0)
     """Lorenz-63 sigma."""
     l63_rho: float = _f(28.0, 0.0, 1000.0)
@@ -55,7 +60,7 @@ class Config:
     l63_beta: float = _f(8.0 / 3.0, 0.0, 1000.0)
     """Lorenz-63 beta."""
     dtda: float = _f(2.5e-3, 1e-6, 1.0)
-    """RK4 step (model time units)."""
+    """RK4 step (model time units); for ks the ETDRK4 step."""
     oda: float = _f(1.0, 1e-6, 100.0)
     """Time between observations (model time units); must be a whole multiple of dtda."""
     # ---- observations and filter ---------------------------------------------------------------------
@@ -250,7 +255,15 @@ class Config:
     def model_params(self) -> dict:
         if self.model == "lorenz96":
             return {"F": self.F}
+        if self.model == "ks":
+            return {"L": self.ks_length}
         return {"sigma": self.l63_sigma, "rho": self.l63_rho, "beta": self.l63_beta}
+
+    @property
+    def periodic(self) -> bool:
+        """A periodic grid (Lorenz-96, Kuramoto-Sivashinsky): the LETKF's distances wrap around, and the local
+        (circular conv) policy suits it."""
+        return self.model in ("lorenz96", "ks")
 
     @property
     def feature_list(self) -> list[str]:
@@ -314,6 +327,8 @@ def _cross_check(cfg: Config, source: str):
         bad("N", f"= {cfg.N}: Lorenz-63 has exactly 3 variables (set N = 3)")
     if cfg.model == "lorenz96" and cfg.N < 4:
         bad("N", f"= {cfg.N}: Lorenz-96 needs N >= 4")
+    if cfg.model == "ks" and (cfg.N < 8 or cfg.N % 2):
+        bad("N", f"= {cfg.N}: Kuramoto-Sivashinsky (pseudo-spectral) needs an even N >= 8")
     ratio = cfg.oda / cfg.dtda
     if abs(ratio - round(ratio)) > 1e-6 * max(1.0, ratio) or round(ratio) < 1:
         bad("oda", f"= {cfg.oda:g} is not a whole multiple of dtda = {cfg.dtda:g}")
@@ -350,7 +365,7 @@ def _cross_check(cfg: Config, source: str):
             "leave reward_grain = 'cell'")  # fmt: skip
     if cfg.truth_weight > 0 and cfg.reward_target == "truth":
         bad("truth_weight", "> 0 mixes the truth into a teacher target; with reward_target = 'truth' leave it 0")
-    if cfg.obs_stride > 1 and cfg.model == "lorenz96" and cfg.policy == "local":
+    if cfg.obs_stride > 1 and cfg.periodic and cfg.policy == "local":
         # every grid point must see at least one observation: the conv trunk's half-width (two layers) or the
         # innovation reach must reach the nearest observed point, (obs_stride - 1) // 2 ... obs_stride // 2 away
         half = 2 * (cfg.kernel // 2)
@@ -376,7 +391,7 @@ def make_config(values: dict, source: str, base: Config | None = None) -> Config
         checked[k] = _check_value(k, v, source)
     cfg = dataclasses.replace(base or Config(), **checked)
     if cfg.policy == "auto":  # the policy that suits the state: periodic grid -> local convs; 3 variables -> dense
-        cfg = dataclasses.replace(cfg, policy="local" if cfg.model == "lorenz96" else "dense")
+        cfg = dataclasses.replace(cfg, policy="local" if cfg.periodic else "dense")
     _cross_check(cfg, source)
     return cfg
 

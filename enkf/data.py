@@ -38,7 +38,7 @@ from configs.defaults import LOGS_ROOT, Config, ConfigError, load_config
 from enkf import io
 from enkf.filters import ObsOp, make_analysis
 from enkf.normalization import Normalizer
-from models import Forecaster, fused
+from models import Forecaster, fused, ks
 from models.forecast import trajectory
 
 FORMAT_VERSION = 1
@@ -59,8 +59,13 @@ def data_dir_for(cfg: Config) -> Path:
     return LOGS_ROOT / cfg.name / "data"
 
 
+def data_fields(cfg: Config) -> tuple[str, ...]:
+    """DATA_FIELDS, and the KS domain length for model 'ks' (only there, so other configs keep their data)."""
+    return DATA_FIELDS + (("ks_length",) if cfg.model == "ks" else ())
+
+
 def data_fingerprint(cfg: Config) -> str:
-    return cfg.fingerprint(DATA_FIELDS) + f"-v{FORMAT_VERSION}"
+    return cfg.fingerprint(data_fields(cfg)) + f"-v{FORMAT_VERSION}"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -131,16 +136,21 @@ def time_mean(series: torch.Tensor, burn_in: int) -> torch.Tensor:
 # Generation
 # ---------------------------------------------------------------------------------------------------
 def spinup(cfg: Config, progress=True):
-    """One long truth trajectory from a random state near 0; returns start states (P, N) float64,
-    start indices (P,) (step numbers, drawn without replacement from the later half) and a thinned copy."""
+    """One long truth trajectory from a random state near 0 (Kuramoto-Sivashinsky: from Kassam & Trefethen's state
+    plus a 1e-3 zero-mean noise, `models.ks.initial_condition`; KS conserves the spatial mean, so the start must
+    have mean 0); returns start states (P, N) float64, start indices (P,) (step numbers, drawn without replacement
+    from the later half) and a thinned copy."""
     gen = torch.Generator().manual_seed(cfg.data_seed)
-    x0 = 0.01 * torch.randn(cfg.N, generator=gen, dtype=torch.float64)
+    if cfg.model == "ks":
+        x0 = ks.initial_condition(Nx=cfg.N, L=cfg.ks_length, generator=gen)
+    else:
+        x0 = 0.01 * torch.randn(cfg.N, generator=gen, dtype=torch.float64)
     S = cfg.spinup_steps
     keep_from = S // 2  # keep states after steps keep_from+1 .. S (the later half)
-    if fused.available():
+    if cfg.model in fused.MODELS and fused.available():
         # one C loop over all S steps: the same float64 arithmetic as the torch code, bit for bit (tested)
         kept = torch.from_numpy(fused.trajectory(cfg.model, cfg.model_params, cfg.dtda, x0.numpy(), S, keep_from)[0])
-    else:  # no C compiler: torch, chunk by chunk (compiled if cfg.compile)
+    else:  # KS (ETDRK4 in torch), or no C compiler: torch, chunk by chunk (compiled if cfg.compile)
         with tqdm(total=S, desc="spin-up", disable=not progress, unit="step", unit_scale=True, leave=False) as bar:
             kept, _ = trajectory(cfg.model, cfg.model_params, cfg.dtda, x0, S, keep_from, compile=cfg.compile,
                                  progress=bar.update)  # fmt: skip
@@ -176,7 +186,7 @@ def generate(cfg: Config, out: Path, progress=True) -> dict:
     x0 = torch.from_numpy(starts).float()  # (P, N)
     truth, y = simulate_truth(x0, cfg.path_length, fc, obs, r, gen, progress)
     E0 = x0.unsqueeze(1) + cfg.noise_strength * torch.randn(P, M, N, generator=gen)
-    analysis = make_analysis(cfg.data_filter, obs, r, cfg.inflation, cfg.loc_radius, generator=gen)
+    analysis = make_analysis(cfg.data_filter, obs, r, cfg.inflation, cfg.loc_radius, cfg.periodic, generator=gen)
     res = assimilate(E0, y, truth, fc, analysis, store=True, progress=progress, desc=f"{cfg.data_filter} paths")
     secs["paths"] = time.time() - t
 
@@ -300,7 +310,7 @@ def check_data(cfg: Config, folder: Path) -> dict:
         raise DataError(f"{meta_p}: unreadable ({e}); regenerate with --force") from None
     if meta.get("fingerprint") != data_fingerprint(cfg):
         old = meta.get("config", {})
-        changed = [k for k in DATA_FIELDS if old.get(k) != getattr(cfg, k)]
+        changed = [k for k in data_fields(cfg) if old.get(k) != getattr(cfg, k)]
         raise DataError(
             f"{folder}: stale data: made from a different config (changed: {', '.join(changed) or 'format'})"
         )
@@ -351,7 +361,7 @@ def ensure_data(cfg: Config, folder: Path | None = None, force: bool = False, pr
             meta = {}
         old = meta.get("config", {})
         if meta.get("fingerprint") not in (None, data_fingerprint(cfg)) and old.get("name", cfg.name) != cfg.name:
-            changed = [k for k in DATA_FIELDS if old.get(k) != getattr(cfg, k)]
+            changed = [k for k in data_fields(cfg) if old.get(k) != getattr(cfg, k)]
             raise DataError(f"{folder}: holds the data of another config ({old.get('name', '?')}; differs in "
                             f"{', '.join(changed) or 'format'}); pass that config, or another --data-dir")  # fmt: skip
     folder = Path(folder) if folder else data_dir_for(cfg)

@@ -32,7 +32,7 @@ def path_baselines(cfg: Config, data: PathData, path: int, fc, obs: ObsOp, best=
     tuned = None
     if best is not None:
         tuned = make_analysis(best.method, obs, cfg.obs_noise_var, best.inflation,
-                              cfg.loc_radius if best.radius is None else best.radius, cfg.model == "lorenz96",
+                              cfg.loc_radius if best.radius is None else best.radius, cfg.periodic,
                               torch.Generator().manual_seed(cfg.data_seed), best.post_inflation, best.rtps, best.rotate)  # fmt: skip
         out["best_filter_label"] = best.label()
     for name in ("obs_only", "free_run") + (("best_filter",) if tuned else ()):

@@ -174,8 +174,53 @@ def loc_weights(obs: ObsOp, N: int, radius: float, periodic: bool = True, dtype=
     return gaspari_cohn(d, radius)
 
 
+def _local_letkf(A: torch.Tensor, Y: torch.Tensor, dy: torch.Tensor, rinv: torch.Tensor, idx: torch.Tensor):
+    """The LETKF analysis anomalies plus mean increment, T^T A of `letkf`, computed in the space of each grid point's
+    k local observations (k < M): the same analysis in exact arithmetic, with a (k, k) eigendecomposition per point
+    instead of (M, M) and no (M, M) matrix formed.
+
+    A (..., M, N) forecast anomalies, Y (..., M, p) obs anomalies, dy (..., p) innovation of the mean, rinv (N, p)
+    localized R^-1, idx (N, k) the observations with nonzero weight at each point (padded with zero-weight ones).
+    With Yw = Y_loc R_loc^-1/2 (M, k) and its Gram matrix Yw^T Yw = V diag(lam) V^T, Z = Yw V has orthogonal
+    columns of squared norms lam and the S of `_transform` is (M-1) I + Yw Yw^T = a I + Z Z^T; with b = a + lam:
+        W  = sqrt(a) S^-1/2 = I + sqrt(a) Z diag(g) Z^T,  g = (b^-1/2 - a^-1/2) / lam = -1 / (sqrt(a b) (sqrt a + sqrt b))
+        Pa = S^-1 = I / a + Z diag(h) Z^T,                 h = (1/b - 1/a) / lam = -1 / (a b)
+    (both regular at lam = 0), wm = Pa Yw R_loc^-1/2 dy, and (W + wm 1^T)^T A = A + sqrt(a) Z diag(g) Z^T A + (wm^T A).
+    Returns the analysis minus the forecast mean, (..., M, N)."""
+    M = A.shape[-2]
+    sr = torch.gather(rinv, -1, idx).sqrt()  # (N, k)
+    Yw = Y[..., idx].transpose(-3, -2) * sr.unsqueeze(-2)  # (..., M, N, k) -> (..., N, M, k)
+    dw = dy[..., idx] * sr  # (..., N, k)
+    G = Yw.transpose(-1, -2) @ Yw  # (..., N, k, k)
+    # a diverged run (non-finite ensemble) must give NaN for its own batch element, not stop the whole batch
+    bad = ~torch.isfinite(G).all(-1).all(-1)  # (..., N)
+    any_bad = bool(bad.any())
+    if any_bad:
+        G = torch.where(bad[..., None, None], torch.zeros_like(G), G)
+    lam, V = torch.linalg.eigh(G)  # (..., N, k), (..., N, k, k)
+    if any_bad:
+        lam = torch.where(bad[..., None], torch.nan, lam)
+    Z = Yw @ V  # (..., N, M, k)
+    Zt = Z.transpose(-1, -2)  # (..., N, k, M)
+    a = float(M - 1)
+    sa, sb = math.sqrt(a), (a + lam).clamp_min(0.0).sqrt()
+    g = -1.0 / (sa * sb * (sa + sb))  # (..., N, k)
+    h = -1.0 / (a * (a + lam))
+    At = A.transpose(-1, -2).unsqueeze(-1)  # (..., N, M, 1)
+    u = Yw @ dw.unsqueeze(-1)  # (..., N, M, 1): C dy of `_transform`
+    wm = u / a + Z @ (h.unsqueeze(-1) * (Zt @ u))  # (..., N, M, 1)
+    anom = At + Z @ ((sa * g).unsqueeze(-1) * (Zt @ At))  # (..., N, M, 1): W^T A (W symmetric)
+    shift = (wm * At).sum(-2, keepdim=True)  # (..., N, 1, 1): wm^T A, the mean increment
+    return (anom + shift).squeeze(-1).transpose(-1, -2)  # (..., M, N)
+
+
 def letkf(E: torch.Tensor, y: torch.Tensor, obs: ObsOp, r, inflation=1.0, radius: float = 4.0, periodic=True):
-    """Local ETKF: one transform per grid point. E (..., M, N), y (..., p) -> (..., M, N)."""
+    """Local ETKF: one transform per grid point. E (..., M, N), y (..., p) -> (..., M, N).
+
+    Where every grid point has fewer observations of nonzero weight (k) than members, the analysis is computed in
+    the space of those k observations (`_local_letkf`, the same analysis to round-off): with sparse observations
+    and large N far cheaper, since the (M, M) eigendecompositions dominate otherwise (Kuramoto-Sivashinsky, N = 128,
+    16 observations, M = 20, one analysis of 100 ensembles on one core: 0.26 s before, 0.03 s at half-width 8)."""
     E = inflate(E, inflation)
     M, N = E.shape[-2], E.shape[-1]
     xm = E.mean(-2, keepdim=True)  # (..., 1, N)
@@ -185,6 +230,10 @@ def letkf(E: torch.Tensor, y: torch.Tensor, obs: ObsOp, r, inflation=1.0, radius
     Y = HE - ym.unsqueeze(-2)  # (..., M, p)
     rho = loc_weights(obs, N, radius, periodic).to(E)  # (N, p)
     rinv = rho / _as_r(r, obs.p, E)  # (N, p) local R^-1 per grid point
+    k = int((rho > 0).sum(-1).max())  # the most observations any grid point uses
+    if 0 < k < M:
+        idx = rho.topk(k, dim=-1).indices  # (N, k): each point's local observations (then zero-weight ones)
+        return xm + _local_letkf(A, Y, y - ym, rinv, idx)
     Yn = Y.unsqueeze(-3)  # (..., 1, M, p) broadcast over grid points
     dy = (y - ym).unsqueeze(-2)  # (..., 1, p)
     W, wm = _transform(Yn, dy, rinv, M)  # (..., N, M, M), (..., N, M)

@@ -9,6 +9,9 @@ The C code performs the same IEEE double operations in the same order as `lorenz
 `lorenz63.rk4_step` on float64 tensors (built with -ffp-contract=off, no fast-math), so it reproduces the
 eager torch trajectory bit for bit; tests/test_models.py checks this. `trajectory` falls back to the torch
 implementation (`models.forecast.trajectory`) when no C compiler is available.
+
+Only the Lorenz models (`MODELS`) are here: Kuramoto-Sivashinsky needs FFTs and a far shorter spin-up (tens of
+thousands of ETDRK4 steps), which `models.forecast.trajectory` runs in torch (enkf.data.spinup picks that).
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ int rk4_trajectory(int model, const double *p, int n, double dt, int64_t n_steps
     return 0;
 }
 """
+MODELS = ("lorenz96", "lorenz63")  # the models the C loop knows
 _FLAGS = ["-O2", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math"]
 _lib: ctypes.CDLL | None | bool = None  # None: not tried yet; False: unavailable
 
@@ -137,7 +141,8 @@ def trajectory(model: str, params: dict, dt: float, x0: np.ndarray, n_steps: int
         if n != 3:
             raise ValueError(f"lorenz63 needs N = 3, got {n}")
     else:
-        raise ValueError(f"unknown model {model!r}; allowed: 'lorenz96', 'lorenz63'")
+        raise ValueError(f"the fused RK4 loop knows {', '.join(map(repr, MODELS))}, not {model!r} "
+                         "(use models.forecast.trajectory)")  # fmt: skip
     if not 0 <= keep_from <= n_steps:
         raise ValueError(f"need 0 <= keep_from <= n_steps, got {keep_from}, {n_steps}")
     kept = np.empty((n_steps - keep_from, n), dtype=np.float64)

@@ -27,7 +27,7 @@ if str(ROOT) not in sys.path:
 import ppo_lstm_enkf as P  # noqa: E402
 from configs.defaults import Config, ConfigError  # noqa: E402
 from enkf import evaluate as E  # noqa: E402
-from enkf.data import DATA_FIELDS, PathData  # noqa: E402
+from enkf.data import PathData, data_fields  # noqa: E402
 from enkf.env import EnKFVecEnv  # noqa: E402
 from enkf.evaluate import EvalSet, heldout_set, run_classical, summarize  # noqa: E402, F401 (re-exported)
 from enkf.normalization import Normalizer  # noqa: E402
@@ -48,7 +48,7 @@ def load_agent(path: Path) -> dict:
 
 def agent_env_config(agent_cfg: Config, target: Config) -> Config:
     """The agent's RL settings (features, window, action, bound, ...) on the target's system."""
-    return dataclasses.replace(agent_cfg, **{k: getattr(target, k) for k in DATA_FIELDS}, burn_in=target.burn_in,
+    return dataclasses.replace(agent_cfg, **{k: getattr(target, k) for k in data_fields(target)}, burn_in=target.burn_in,
                                name=target.name, compile=target.compile)  # fmt: skip
 
 

@@ -1,4 +1,5 @@
 import dataclasses
+import math
 import subprocess
 import sys
 
@@ -6,7 +7,7 @@ import pytest
 
 from configs.defaults import REPO_ROOT, Config, ConfigError, load_config, make_config
 
-CONFIGS = ["L96_1", "L96_2", "L96_3", "L63", "L96_standard", "L63_standard"]
+CONFIGS = ["L96_1", "L96_2", "L96_3", "L63", "L96_standard", "L63_standard", "KS"]
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -34,6 +35,24 @@ def test_spec_values():
     assert (s.N, s.F, s.dtda, s.oda, s.obs_noise_var, s.N_ens) == (40, 8.0, 0.05, 0.05, 1.0, 20)
     s = c["L63_standard"]
     assert (s.dtda, s.oda, s.obs_noise_var, s.N_ens, s.steps_per_cycle) == (0.01, 0.25, 2.0, 20, 25)
+    s = c["KS"]  # issue 18: DAPPER's KS (L = 32 pi, 128 points, dt 0.25), every 8th point, every 1.0, R = I
+    assert (s.model, s.N, s.dtda, s.oda, s.steps_per_cycle, s.obs_stride, len(s.obs_idx)) == ("ks", 128, 0.25, 1.0, 4,
+                                                                                               8, 16)  # fmt: skip
+    assert (s.obs_noise_var, s.N_ens, s.data_filter, s.innovation_reach) == (1.0, 20, "letkf", 8)
+    assert s.model_params == {"L": pytest.approx(32 * math.pi)} and s.periodic and s.policy == "local"
+
+
+def test_periodic_property_and_auto_policy():
+    # the LETKF's periodic distances and the policy "auto" follow the grid: Lorenz-96 and KS are periodic (local
+    # convs), Lorenz-63 is not (dense)
+    l96, l63 = make_config({}, "t"), make_config(dict(model="lorenz63", N=3), "t")
+    ks = make_config(dict(model="ks", N=32, ks_length=8 * math.pi), "t")
+    assert (l96.periodic, l63.periodic, ks.periodic) == (True, False, True)
+    assert (l96.policy, l63.policy, ks.policy) == ("local", "dense", "local")
+    assert ks.model_params == {"L": 8 * math.pi} and l96.model_params == {"F": 8.0}
+    # the receptive-field rule of the local policy applies to KS too
+    with pytest.raises(ConfigError, match="field 'kernel' = 3: the policy sees 2 points to each side"):
+        make_config(dict(model="ks", N=32, obs_stride=8, kernel=3, innovation_reach=0), "t")
 
 
 def _write(tmp_path, body, name="c.py"):
@@ -53,6 +72,9 @@ BAD = [
     ("config = dict(model='lorenz99')", "field 'model' = 'lorenz99' is not one of 'lorenz96', 'lorenz63'"),
     ("config = dict(compile='yes')", "field 'compile' = 'yes' must be true or false"),
     ("config = dict(model='lorenz63', N=20)", "field 'N' = 20: Lorenz-63 has exactly 3 variables"),
+    ("config = dict(model='ks', N=33)", "field 'N' = 33: Kuramoto-Sivashinsky (pseudo-spectral) needs an even N >= 8"),
+    ("config = dict(model='ks', N=6)", "field 'N' = 6: Kuramoto-Sivashinsky (pseudo-spectral) needs an even N >= 8"),
+    ("config = dict(model='ks', ks_length=0.5)", "field 'ks_length' = 0.5 is out of range [1, 100000]"),
     ("config = dict(dtda=0.003, oda=1.0)", "field 'oda' = 1 is not a whole multiple of dtda = 0.003"),
     ("config = dict(path_length=50, burn_in=50)", "field 'burn_in' = 50 must be < path_length = 50"),
     ("config = dict(N=8, obs_stride=9)", "field 'obs_stride' = 9 exceeds N = 8"),

@@ -103,6 +103,35 @@ def test_letkf_localization_keeps_far_points_untouched():
     assert (Ea[..., 0] - E[..., 0]).abs().max() > 1e-3
 
 
+@pytest.mark.parametrize("N,stride,M,radius,periodic", [
+    (128, 8, 20, 8.0, True),  # Kuramoto-Sivashinsky-like: 4 local observations per point
+    (128, 8, 20, 16.0, True),  # 8
+    (40, 4, 20, 4.0, True),  # L96_sparse-like
+    (20, 1, 20, 4.0, True),  # full observation, 15 local observations < M
+    (40, 1, 30, 2.0, False),  # non-periodic
+])  # fmt: skip
+def test_letkf_local_observation_space_equals_ensemble_space_transform(N, stride, M, radius, periodic):
+    # letkf computes each point's transform in the space of its k < M local observations (`_local_letkf`); the
+    # (M, M) ensemble-space transform `_transform` of Hunt et al. (2007) must give the same analysis to round-off
+    from enkf.filters import _as_r, _transform, loc_weights
+
+    g = torch.Generator().manual_seed(N + M)
+    obs = ObsOp(N, idx=list(range(0, N, stride)))
+    E = 1.3 * torch.randn(2, 3, M, N, generator=g, dtype=D) + 0.5
+    y = torch.randn(2, 3, obs.p, generator=g, dtype=D)
+    r = 0.2 + torch.rand(obs.p, generator=g, dtype=D)
+    infl = 1.0 + torch.rand(2, 3, generator=g, dtype=D)
+    rho = loc_weights(obs, N, radius, periodic)
+    assert 0 < int((rho > 0).sum(-1).max()) < M  # the local path is the one under test
+    Ei = inflate(E, infl)
+    xm = Ei.mean(-2, keepdim=True)
+    HE = obs(Ei)
+    Y = HE - HE.mean(-2, keepdim=True)
+    W, wm = _transform(Y.unsqueeze(-3), (y - HE.mean(-2)).unsqueeze(-2), rho / _as_r(r, obs.p, Ei), M)
+    ref = xm + torch.einsum("...nji,...jn->...in", W + wm.unsqueeze(-1), Ei - xm)
+    torch.testing.assert_close(letkf(E, y, obs, r, infl, radius, periodic), ref, rtol=1e-12, atol=1e-12)
+
+
 def test_obs_only_baseline():
     E, obs, r, y = _problem()
     Ea = obs_only(E, y, obs)
