@@ -18,7 +18,8 @@ The search: a coarse grid of each control (COARSE), then rounds that add the nei
 the best is bracketed by evaluated neighbours: the optimum is never between far-apart points. The rule: the
 setting whose *worst* tuning path has the lowest time-mean analysis RMSE (a run that diverges on any path is
 out), so one path that loses the truth in a burst rules a setting out. A best that is not bracketed (at the limit
-of a control's range: inflation 10, RTPS 0.05 or 0.95; or the search ran out of rounds) is flagged "edge". Each tuned entry also keeps `inflation_only`, the best prior inflation without the other
+of a control's range: inflation 10, RTPS 0.05 or 0.95; the search ran out of rounds; or the LETKF at the largest
+swept half-width) is flagged "edge". Each tuned entry also keeps `inflation_only`, the best prior inflation without the other
 controls: what the agent's prior inflation and the online teacher use.
 
 Where tuned values are read (training, `make eval`, the trainer's path-0 reference): the committed file if it
@@ -174,7 +175,7 @@ def heldout_set(cfg: Config, name: str, paths: int, cycles: int, seed: int, fc, 
     gen.manual_seed(seed * 1000 + cfg.N_ens)  # the ensemble draw depends on N_ens; the truth does not
     obs, r = obs_setup(cfg)
     E0 = x0.unsqueeze(1) + cfg.noise_strength * torch.randn(paths, cfg.N_ens, cfg.N, generator=gen)  # (P, M, N)
-    an = make_analysis(cfg.data_filter, obs, r, cfg.inflation, cfg.loc_radius, cfg.model == "lorenz96", gen)
+    an = make_analysis(cfg.data_filter, obs, r, cfg.inflation, cfg.loc_radius, cfg.periodic, gen)
     t0 = time.time()
     res = assimilate(E0, y, truth, fc, an, store=True, progress=progress, desc=f"{name}: EnKF")
     return EvalSet(name, truth, y, res["xb"], res["xa"], (time.time() - t0) / cycles)
@@ -217,7 +218,7 @@ def run_settings(cfg: Config, settings: list[Setting], s: EvalSet, fc, gen, prog
             [getattr(x, k) for x in sts], dtype=dt
         ).repeat_interleave(P)  # noqa: E731
         an = make_analysis(sts[0].method, obs, r, col("inflation"), cfg.loc_radius if rad is None else rad,
-                           cfg.model == "lorenz96", gen, col("post_inflation"), col("rtps"), col("rotate", torch.bool))  # fmt: skip
+                           cfg.periodic, gen, col("post_inflation"), col("rtps"), col("rotate", torch.bool))  # fmt: skip
         t0 = time.time()
         res = cycle(s.xb[:, 0].repeat(n, 1, 1), s.y.repeat(n, 1, 1), s.truth.repeat(n, 1, 1), fc, an, progress,
                     f"{sts[0].method}: {n} settings x {P} paths")  # fmt: skip
@@ -272,7 +273,9 @@ def tune_method(cfg: Config, method: str, s: EvalSet, fc, gen, burn_in: int, pro
     k = min(mine, key=mine.get)
     plain = {st: v for st, v in mine.items() if (st.post_inflation, st.rtps, st.rotate) == (1.0, 0.0, False)}
     k0 = min(plain, key=plain.get)
-    return {**k.to_dict(), "score": float(mine[k]), "tracked": bool(np.isfinite(mine[k])), "edge": at_edge(k, mine),
+    edge = bool(np.isfinite(mine[k])) and (at_edge(k, mine) or (radius is not None and len(cfg.loc_radius_list) > 1
+                                                                and radius == max(cfg.loc_radius_list)))  # fmt: skip
+    return {**k.to_dict(), "score": float(mine[k]), "tracked": bool(np.isfinite(mine[k])), "edge": edge,
             "evaluated": len(scores), "inflation_only": k0.inflation, "inflation_only_score": float(plain[k0])}  # fmt: skip
 
 
@@ -308,8 +311,9 @@ def tune(cfg: Config, methods, progress=True) -> dict:
 # Files
 # ---------------------------------------------------------------------------------------------------
 def system_fields(cfg: Config) -> tuple[str, ...]:
-    """The system fields, and the swept LETKF radii where a config sets them."""
-    return SYSTEM_FIELDS + (("loc_radii",) if cfg.loc_radii else ())
+    """The system fields, the KS domain length for model 'ks', and the swept LETKF radii where a config sets them
+    (only there, so the other configs' tuned files keep their fingerprints)."""
+    return SYSTEM_FIELDS + (("ks_length",) if cfg.model == "ks" else ()) + (("loc_radii",) if cfg.loc_radii else ())
 
 
 def fingerprint(cfg: Config) -> str:
