@@ -164,8 +164,9 @@ class Config:
     each rollout. PPO against reward_target follows. The filter's analysis is a target, never an input."""
     # ---- policy -------------------------------------------------------------------------------------
     policy: str = _f("auto", choices=("auto", "local", "dense", "global"))
-    """auto (default): local for Lorenz-96, dense for Lorenz-63 (resolved when the config is loaded). local: circular convolutions over the grid shared by members and grid points, LSTM per cell (Lorenz-96);
-    dense: per member an MLP over its whole state (weights shared by members, member pooling and gates as local),
+    """auto (default): local for the periodic grids (Lorenz-96, Kuramoto-Sivashinsky), dense for Lorenz-63 (resolved
+    when the config is loaded). local: circular convolutions over the grid shared by members and grid points,
+    LSTM per cell; dense: per member an MLP over its whole state (weights shared by members, member pooling and gates as local),
     LSTM per member: for small non-periodic states (Lorenz-63); global: one MLP + LSTM over the whole ensemble
     state (the user's original)."""
     hidden: int = _f(32, 1, 4096)
