@@ -537,9 +537,10 @@ def make_teacher(cfg: Config, env: EnKFVecEnv, best: Setting):
     return lambda: an(env.Eb, env.y[env.path, env.t])
 
 
-def imitation_update(agent: Agent, env: EnKFVecEnv, teacher, optimizer, cfg: Config, state, obs, done):
+def imitation_update(agent: Agent, env: EnKFVecEnv, teacher, optimizer, cfg: Config, state, obs, done, beta=0.0):
     """One iteration of the warm start. Rollout: num_steps cycles of the agent's deterministic analysis on its own
-    forecasts (integrated: the states it will meet), storing the observations, priors and the teacher's analysis
+    forecasts (integrated: the states it will meet; with probability beta per env and cycle the teacher's analysis
+    is integrated instead, DAgger's mixture, so an untrained agent does not lose the truth at once), storing the observations, priors and the teacher's analysis
     of each prior. Update: update_epochs x num_minibatches regression steps (minibatches of whole env sequences,
     every member, the LSTM from the rollout's initial state) on the mean squared difference, in normalized units,
     between the agent's analysis and the teacher's. Returns the last loss, the next LSTM state, obs, done and
@@ -555,6 +556,10 @@ def imitation_update(agent: Agent, env: EnKFVecEnv, teacher, optimizer, cfg: Con
             mean, state = agent.actor_step(obs, state, done)
             eb_b.append(env.Eb.clone())
             tgt_b.append(teacher())  # (B, M, N)
+            if beta > 0:  # the teacher's analysis as an action (exact for the increment action without RTPS)
+                a_t = (tgt_b[-1] - env.Eb) / env.nc["increment"][1]
+                use = torch.rand(B, 1, 1, device=mean.device) < beta
+                mean = torch.where(use, a_t, mean)
             res = env.step(mean)
             obs, done = res.obs, (res.terminated | res.truncated).float()
             infos.append(res)
@@ -738,13 +743,17 @@ def train(cfg: Config, args: Args, on_eval=None) -> dict:
             env.truth_weight = cfg.truth_weight * (min(1.0, frac / cfg.truth_ramp) if cfg.truth_ramp > 0 else 1.0)
             if frac < cfg.imitation_fraction:  # supervised warm start: imitate the best tuned filter (DAgger)
                 t_roll = time.time()
+                beta = max(
+                    0.0, 1.0 - 2.0 * frac / cfg.imitation_fraction
+                )  # teacher's share: 1 -> 0 over the first half
                 loss, lstm_state, next_obs, next_done, infos = imitation_update(agent, env, teacher, optimizer, cfg,
-                                                                                lstm_state, next_obs, next_done)  # fmt: skip
+                                                                                lstm_state, next_obs, next_done, beta)  # fmt: skip
                 global_step += B * cfg.num_steps
                 for res in infos:
                     if cfg.curriculum and curriculum.record(int(res.truncated.sum())):
                         env.set_paths(curriculum.paths)
                 writer.add_scalar("imitation/loss", loss, global_step)
+                writer.add_scalar("imitation/teacher_share", beta, global_step)
                 writer.add_scalar("rmse/agent_vs_truth", float(np.mean([r.info["rmse_truth"].mean() for r in infos])),
                                   global_step)  # fmt: skip
                 writer.add_scalar("curriculum/num_paths", curriculum.n, global_step)

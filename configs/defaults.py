@@ -160,8 +160,8 @@ class Config:
     imitation_fraction: float = _f(0.0, 0.0, 1.0)
     """Supervised warm start: the first this fraction of the training budget (steps or --max-minutes) imitates the
     best tuned filter (configs/tuned/) by regression: the agent's analysis of its own forecast ensemble against the
-    filter's analysis of the same forecast (DAgger: the agent's analyses are integrated), through the LSTM over
-    each rollout. PPO against reward_target follows. The filter's analysis is a target, never an input."""
+    filter's analysis of the same forecast (DAgger: the agent's analyses are integrated, the teacher's instead with a
+    probability falling from 1 to 0 over the first half of the warm start), through the LSTM over each rollout. PPO against reward_target follows. The filter's analysis is a target, never an input."""
     # ---- policy -------------------------------------------------------------------------------------
     policy: str = _f("auto", choices=("auto", "local", "dense", "global"))
     """auto (default): local for the periodic grids (Lorenz-96, Kuramoto-Sivashinsky), dense for Lorenz-63 (resolved
