@@ -6,8 +6,8 @@ tuned classical filter, as a mean over training seeds, with the RMSE-vs-N_ens ra
 For each config: the seed agents pretrained/seeds/<config>_s<seed>.pt (else the shipped pretrained/<config>.pt
 alone, labelled "1 seed") and the tuned EAKF, ETKF, LETKF and PertObs run on the held-out set of `make eval`
 (10 truths x 1000 cycles, N_ens of the config; tuned values from configs/tuned/); then the shipped agent and the
-filters at the other ensemble sizes (zero-shot in N_ens). The best tuned filter is the tuned row with the lowest
-held-out RMSE that kept every path. Writes docs/eval_all.md (or --out) and a JSON beside it; per-config reports
+filters at the other ensemble sizes (zero-shot in N_ens). The best filter is the EAKF/ETKF/LETKF/PertObs row (tuned,
+or at the config's inflation) with the lowest held-out RMSE that kept every path. Writes docs/eval_all.md (or --out) and a JSON beside it; per-config reports
 under logs/<config>/eval_all/.
 """
 
@@ -82,7 +82,7 @@ def summarize_config(name: str, n_ens: list[int], progress: bool, paths=10, cycl
 
 def table(results: list[dict], sizes: list[int]) -> list[str]:
     f = lambda x, d=3: "–" if x is None or not math.isfinite(x) else f"{x:.{d}f}"  # noqa: E731
-    out = ["| config | agent RMSE (mean ± std over seeds) | seeds | best tuned filter (held-out) | its RMSE | ratio | "
+    out = ["| config | agent RMSE (mean ± std over seeds) | seeds | best filter (held-out) | its RMSE | ratio | "
            "spread/RMSE (mean; min) | paths surviving (worst seed) | " + " | ".join(f"ratio N_ens {M}" for M in sizes)
            + " |", "|---|---|---:|---|---:|---:|---:|---:|" + "---:|" * len(sizes)]  # fmt: skip
     for r in results:
@@ -137,11 +137,11 @@ def main(argv=None) -> int:
         print(f"[eval-all] {n}: {results[-1]['seconds']:.0f} s", file=sys.stderr)
     secs = time.time() - t0
     cmd = "python scripts/eval_all.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    md = ["# All configs: the shipped agents against the best tuned classical filter (held-out sets)", "",
+    md = ["# All configs: the shipped agents against the best classical filter (held-out sets)", "",
           f"Made {time.strftime('%Y-%m-%d')} with `{cmd.strip()}` in {secs / 60:.1f} min. Held-out set of each config:"
           f" {a.paths} truths x {a.cycles} cycles, time means over cycles 100..999 (L96_sparse, L63: their burn-in). Ratio: agent "
-          "(mean over seeds) / best tuned filter; the N_ens columns run the shipped agent zero-shot at that ensemble "
-          "size against the best tuned filter of the same size.", "", *table(results, sizes), ""]  # fmt: skip
+          "(mean over seeds) / best filter; the N_ens columns run the shipped agent zero-shot at that ensemble "
+          "size against the best filter of the same size.", "", *table(results, sizes), ""]  # fmt: skip
     io.write_text(Path(a.out), "\n".join(md) + "\n")
     io.write_json(Path(a.out).with_suffix(".json"), {"results": results, "seconds": round(secs, 1), "command": cmd})
     print("\n".join(md), file=sys.stderr)

@@ -112,13 +112,16 @@ def test_a_best_at_the_limit_of_its_range_is_flagged(monkeypatch, tiny_cfg_file)
     assert e["inflation"] == 10.0 and e["edge"]
 
 
-def test_best_reference_is_the_lowest_tuned_row_that_kept_every_path():
-    rows = [dict(method="eakf", variant="config", rmse=0.1, paths_survived=4, paths=4),
+def test_best_reference_is_the_lowest_filter_row_that_kept_every_path():
+    rows = [dict(method="eakf", variant="config", rmse=0.15, paths_survived=4, paths=4),
             dict(method="eakf", variant="tuned", rmse=0.14, paths_survived=4, paths=4),
+            dict(method="etkf", variant="config", rmse=0.1, paths_survived=3, paths=4),
             dict(method="pertobs", variant="tuned", rmse=0.12, paths_survived=3, paths=4),
             dict(method="letkf", variant="config = tuned", rmse=0.13, paths_survived=4, paths=4),
             dict(method="agent x", variant=None, rmse=0.05, paths_survived=4, paths=4)]  # fmt: skip
-    assert E.best_reference(rows)["method"] == "letkf"  # not the config row, not the lost paths, not the agent
+    assert E.best_reference(rows)["method"] == "letkf"  # not a row that lost paths, not the agent
+    rows[0]["rmse"] = 0.11  # a config row better than every tuned one (a tuning that a burst misled) counts too
+    assert E.best_reference(rows)["variant"] == "config"
 
 
 def test_best_setting_prefers_the_lowest_tuning_score_on_file(tiny_cfg_file, tmp_path, monkeypatch):
