@@ -367,7 +367,7 @@ def expected_seconds(cfg: Config, methods) -> float:
     per = sum(2.5 * len(coarse_grid(m)) + (8 * len(cfg.loc_radius_list) if m == "letkf" and cfg.loc_radii else 0)
               for m in methods)  # fmt: skip
     work = per * TUNE_PATHS * cfg.N_ens * cfg.N * TUNE_CYCLES * (cfg.steps_per_cycle + 2 * cfg.N)
-    return 30.0 + work / 3e8
+    return 30.0 + work / 1.2e9  # calibrated on L96_1, L63 and KS tunings (2026-12-02)
 
 
 def lookup(cfg: Config, method: str | None = None, create=True, progress=True) -> dict:
