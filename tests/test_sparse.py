@@ -170,7 +170,7 @@ def test_evaluate_tunes_the_letkf_radius_and_reports_it(sparse, tmp_path):
     lt = [r for r in rows if r["method"] == "letkf"]
     assert lt[0]["setting"]["radius"] == cfg.loc_radius and lt[-1]["setting"]["radius"] == rad
     md = (tmp_path / "eval.md").read_text()
-    assert f"radius {rad:g}" in md and "obs_only" in md and "Best tuned filter" in md
+    assert f"radius {rad:g}" in md and "obs_only" in md and "Best filter" in md
 
 
 def test_training_on_sparse_observations_runs_and_evaluates(sparse, tmp_path, monkeypatch):
