@@ -230,7 +230,7 @@ def generate(cfg: Config, out: Path, progress=True) -> dict:
     meta = dict(
         format_version=FORMAT_VERSION, fingerprint=data_fingerprint(cfg), config=cfg.to_dict(),
         shapes={k: list(v.shape) for k, v in arrays.items()}, paths_bytes=len(raw),
-        paths_sha256=hashlib.sha256(raw).hexdigest(), created=time.strftime("%Y-%m-%d %H:%M:%S"), seconds=secs,
+        paths_sha256=hashlib.sha256(raw).hexdigest(), files=file_hashes(out), created=time.strftime("%Y-%m-%d %H:%M:%S"), seconds=secs,
     )  # fmt: skip
     io.write_json(out / "meta.json", meta)  # last: marks the folder complete
     return dict(
@@ -297,6 +297,33 @@ class PathData:
     folder: Path
 
 
+NORM_KEYS = ("state", "obs", "increment", "innovation", "anomaly", "spread")
+
+
+def file_hashes(folder: Path) -> dict:
+    """sha256 of every file of a data folder but meta.json (which holds them), paths.npz (hashed on its own, and
+    only where it is loaded) and the lock: {relative path: hex digest}."""
+    skip = {"meta.json", "paths.npz", ".lock"}
+    return {str(f.relative_to(folder)): hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(folder.rglob("*"))
+            if f.is_file() and f.name not in skip and not f.name.endswith(".tmp")}  # fmt: skip
+
+
+def load_normalization(path: Path) -> Normalizer:
+    """normalization.json as a Normalizer; anything unreadable, incomplete or non-finite is a DataError naming it."""
+    try:
+        d = json.loads(path.read_text())
+        missing = [k for k in NORM_KEYS if k not in d]
+        if missing:
+            raise ValueError(f"missing {', '.join(missing)}")
+        norm = Normalizer.from_dict(d)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+        raise DataError(f"{path}: unreadable ({e}); regenerate with --force") from None
+    bad = [k for k, v in norm.stats.items() if not (np.isfinite(v.center) and np.isfinite(v.scale) and v.scale > 0)]
+    if bad:
+        raise DataError(f"{path}: non-finite or non-positive scale for {', '.join(bad)}; regenerate with --force")
+    return norm
+
+
 def check_data(cfg: Config, folder: Path) -> dict:
     """Return meta.json if `folder` holds complete data made from this config, else raise DataError."""
     meta_p = folder / "meta.json"
@@ -317,6 +344,16 @@ def check_data(cfg: Config, folder: Path) -> dict:
     p = folder / "paths.npz"
     if not p.is_file() or p.stat().st_size != meta.get("paths_bytes"):
         raise DataError(f"{p}: truncated or missing (size does not match meta.json); regenerate with --force")
+    for name, digest in meta.get("files", {}).items():  # every other file (data made before the hashes: parsed below)
+        f = folder / name
+        if not f.is_file() or hashlib.sha256(f.read_bytes()).hexdigest() != digest:
+            raise DataError(f"{f}: {'missing' if not f.is_file() else 'content does not match meta.json'}; "
+                            "regenerate with --force")  # fmt: skip
+    load_normalization(folder / "normalization.json")
+    try:
+        json.loads((folder / "verification.json").read_text())
+    except (OSError, ValueError) as e:
+        raise DataError(f"{folder / 'verification.json'}: unreadable ({e}); regenerate with --force") from None
     return meta
 
 
@@ -333,7 +370,7 @@ def load_data(cfg: Config, folder: Path | None = None, verify_hash: bool = True)
     return PathData(
         truth=torch.from_numpy(a["truth"]), obs=torch.from_numpy(a["obs"]), xb=torch.from_numpy(a["xb"]),
         xa=torch.from_numpy(a["xa"]), start_idx=a["start_idx"], start_states=torch.from_numpy(a["start_states"]),
-        norm=Normalizer.load(folder / "normalization.json"), meta=meta, folder=folder,
+        norm=load_normalization(folder / "normalization.json"), meta=meta, folder=folder,
     )  # fmt: skip
 
 

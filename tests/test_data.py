@@ -150,3 +150,53 @@ def test_spinup_without_the_fused_loop_gives_the_same_states(tiny_data, monkeypa
     starts, idx, _ = spinup(cfg, progress=False)
     assert np.array_equal(idx, d.start_idx)
     np.testing.assert_allclose(starts, d.start_states.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "name, damage",
+    [
+        ("normalization.json", "broken json"),
+        ("normalization.json", "missing"),
+        ("spinup.npz", "truncated"),
+        ("verification.json", "broken json"),
+        ("verification.md", "missing"),
+        ("plots/rmse_paths.png", "truncated"),
+    ],
+)
+def test_every_file_of_the_data_folder_is_checked_and_regenerated(tiny_data, tmp_path, name, damage):
+    """A damaged file other than paths.npz is named in one DataError, and ensure_data regenerates the folder."""
+    cfg, out, _, d = tiny_data
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    f = bad / name
+    if damage == "missing":
+        f.unlink()
+    elif damage == "truncated":
+        f.write_bytes(f.read_bytes()[:10])
+    else:
+        f.write_text('{"state": {"center": 0.0, "sca')
+    with pytest.raises(DataError, match=name.replace(".", r"\.")):
+        load_data(cfg, bad)
+    d2 = ensure_data(cfg, bad, progress=False)  # regenerated, and the same data (seeded)
+    torch.testing.assert_close(d2.xa, d.xa)
+    assert d2.norm.to_dict() == d.norm.to_dict()
+
+
+def test_normalization_checked_without_file_hashes(tiny_data, tmp_path):
+    """Data written before meta.json held the file hashes: normalization.json is parsed and checked instead."""
+    cfg, out, _, _ = tiny_data
+    bad = tmp_path / "old"
+    shutil.copytree(out, bad)
+    meta = json.loads((bad / "meta.json").read_text())
+    del meta["files"]
+    (bad / "meta.json").write_text(json.dumps(meta))
+    load_data(cfg, bad)  # valid as it is
+    norm = json.loads((bad / "normalization.json").read_text())
+    norm["state"]["scale"] = float("nan")
+    (bad / "normalization.json").write_text(json.dumps(norm))
+    with pytest.raises(DataError, match=r"normalization\.json: non-finite"):
+        load_data(cfg, bad)
+    del norm["state"]
+    (bad / "normalization.json").write_text(json.dumps(norm))
+    with pytest.raises(DataError, match=r"normalization\.json: unreadable \(missing state\)"):
+        load_data(cfg, bad)
