@@ -1,4 +1,4 @@
-"""Data generation (SPEC §4): spin-up, start points, 100 EnKF paths, normalization, verification.
+"""Data generation (spec §4 in docs/design.md): spin-up, start points, 100 EnKF paths, normalization, verification.
 
     python -m enkf.data --config configs/L96_1.py [--spinup-steps S] [--num-paths P] [--path-length T]
                         [--out DIR] [--force] [--no-compile]

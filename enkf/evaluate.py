@@ -1,8 +1,8 @@
-"""Benchmark suite on held-out data: classical filters, and agents given by the caller (SPEC §5, §8; issues 5, 12).
+"""Benchmark suite on held-out data: classical filters, and agents given by the caller (spec §5, §8 in docs/design.md; issues 5, 12).
 
     python -m enkf.evaluate --config configs/L96_1.py --methods eakf,letkf --n-ens "" --paths 4 --cycles 300
 
-This module is the filter part of the suite and never imports the training script (SPEC §2). Trained agents
+This module is the filter part of the suite and never imports the training script (spec §2 in docs/design.md). Trained agents
 are run by the script-level tool that wraps it, with the same flags plus --checkpoint:
 
     python scripts/evaluate.py --config configs/L96_1.py --checkpoint pretrained/L96_1.pt      # = make eval

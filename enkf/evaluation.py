@@ -1,4 +1,4 @@
-"""Evaluation helpers (SPEC §8): classical baselines on a held-out path, and the report (plots + Markdown)
+"""Evaluation helpers (spec §8 in docs/design.md): classical baselines on a held-out path, and the report (plots + Markdown)
 for an agent's run on that path. The agent's own rollout lives in the training script."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Filter x inflation sweep on held-out start points (SPEC §3, §5).
+"""Filter x inflation sweep on held-out start points (spec §3, §5 in docs/design.md).
 
     python -m enkf.sweep --config configs/L96_1.py --filters eakf,pertobs,letkf \
         --inflations 1.0,1.03,1.5,5.0 --cycles 1000 --paths 10

@@ -5,7 +5,7 @@
     python scripts/evaluate.py --config configs/L96_1.py --help                                       # every flag
 
 The agent part lives here, at script level, because it needs the training script's Agent and rollout
-(ppo_lstm_enkf.py); the package enkf/ never imports the training script (SPEC §2). Everything else (held-out
+(ppo_lstm_enkf.py); the package enkf/ never imports the training script (spec §2 in docs/design.md). Everything else (held-out
 sets, filters, inflation tuning, tables, figures, the flags) is enkf/evaluate.py; `python -m enkf.evaluate`
 runs the same suite without agents. Outputs under logs/<config>/evaluate/ (or --out): eval.md, eval.json,
 rmse_over_time.png, hovmoller.png, rmse_vs_nens.png; the last line printed is a JSON summary.

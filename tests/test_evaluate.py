@@ -128,7 +128,7 @@ def test_filter_only_suite_runs_from_the_package_cli(tiny_cfg_file, tmp_path, ca
 
 
 def test_the_package_does_not_import_the_training_script():
-    """SPEC §2: scripts and bench -> training script -> enkf/ -> configs/, models/ (never upwards)."""
+    """spec §2 in docs/design.md: scripts and bench -> training script -> enkf/ -> configs/, models/ (never upwards)."""
     for f in sorted((REPO_ROOT / "enkf").glob("*.py")):
         assert "ppo_lstm_enkf" not in f.read_text(), f
 
