@@ -358,7 +358,7 @@ class RunningMeanStd:
 
 
 class Curriculum:
-    """SPEC §6: start with path 1; once the current set has completed (no early halt) ceil(E / n) episodes,
+    """spec §6 in docs/design.md: start with path 1; once the current set has completed (no early halt) ceil(E / n) episodes,
     add the next path, up to the last training path. Path 0 is never trained on."""
 
     def __init__(self, num_paths: int, episodes: int = 100, enabled: bool = True):
@@ -466,7 +466,12 @@ class Evaluator:
 # ---------------------------------------------------------------------------------------------------
 ARCH_FIELDS = ("agents", "policy", "features", "temporal_window", "hidden", "kernel", "lstm_hidden", "lstm_layers",
                "anomaly_gate", "innovation_gate", "member_mix", "action", "bound")  # fmt: skip
-AGENT_ENV_FIELDS = ("agent_inflation", "rtps")  # how the env turns the agent's actions into an analysis
+AGENT_ENV_FIELDS = (
+    "agent_inflation",
+    "rtps",
+    "inflation_adapt",
+    "inflation_adapt_max",
+)  # how the env turns the agent's actions into an analysis
 
 
 def load_checkpoint(path, device="cpu", flag: str = "--checkpoint") -> dict:
@@ -534,7 +539,7 @@ def make_teacher(cfg: Config, env: EnKFVecEnv, best: Setting):
     radius = cfg.loc_radius if best.radius is None else best.radius
     an = make_analysis(best.method, obs, r, best.inflation / env.agent_infl, radius, cfg.periodic,
                        torch.Generator().manual_seed(cfg.seed + 2), best.post_inflation, best.rtps, False)  # fmt: skip
-    return lambda: an(env.Eb, env.y[env.path, env.t])
+    return lambda: an(env.prior_as_fixed(), env.y[env.path, env.t])
 
 
 def imitation_update(agent: Agent, env: EnKFVecEnv, teacher, optimizer, cfg: Config, state, obs, done, beta=0.0):

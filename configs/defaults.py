@@ -98,7 +98,7 @@ class Config:
     """A path passes verification when analysis RMSE <= verify_max_ratio * forecast RMSE."""
     compile: bool = True
     """torch.compile the RK4 forecast (about 5x faster; ~10 s one-off compile per batch shape)."""
-    # ---- RL environment (SPEC §6, §6a) --------------------------------------------------------------
+    # ---- RL environment (spec §6, §6a in docs/design.md) --------------------------------------------
     episode_length: int = _f(100, 1, 1_000_000)
     """Training episode length in cycles: segments starting at random cycles of the curriculum's paths,
     from the stored EnKF background (truncated at the end, with value bootstrap). Evaluation always runs
@@ -113,6 +113,13 @@ class Config:
     agent_inflation: float = _f(0.0, 0.0, 100.0)
     """Multiplicative inflation of the agent's forecast anomalies before it sees them (a filter's prior
     inflation, applied to the agent's own ensemble every cycle). 1 = none; 0 = the teacher's inflation."""
+    inflation_adapt: float = _f(0.0, 0.0, 1.0)
+    """Adaptive prior inflation of the agent's forecast ensemble: each cycle, per env, the inflation factor squared moves
+    this fraction of the way to what the innovations ask for, (d.d - tr R) / tr(H P H^T) with d = y - H mean(xb)
+    (Desroziers et al. 2005; Miyoshi 2011), clipped to [1, inflation_adapt_max^2]; it starts at agent_inflation with
+    each episode. Computed from the forecast and the observations only. 0 = the fixed agent_inflation."""
+    inflation_adapt_max: float = _f(3.0, 1.0, 100.0)
+    """Upper bound of the adaptive inflation factor."""
     rtps: float = _f(0.2, 0.0, 1.0)
     """Relaxation to prior spread (Whitaker & Hamill 2012) applied to the agent's analysis per grid point:
     anomalies scaled by 1 + rtps (sigma_b - sigma_a) / sigma_a (0 = off)."""
@@ -150,7 +157,7 @@ class Config:
     only): each member keeps the teacher member's distance from the mean, against regression to the mean."""
     anchor_weight: float = _f(0.0, 0.0, 1.0)
     """Weight of a mean anchor in the reward: |ensemble mean of xa - stored EnKF mean| (normalized), which a
-    collapsed ensemble cannot satisfy (SPEC §6a)."""
+    collapsed ensemble cannot satisfy (spec §6a in docs/design.md)."""
     agents: str = _f("single", choices=("single", "per-member"))
     """single: the reward and PPO ratio per `reward_grain` (default: one per cell). per-member: the user's
     multi-agent variant, N_ens agents with shared weights; agent i controls member i, gets reward
@@ -197,7 +204,7 @@ class Config:
     """Lower clamp of the action std."""
     max_action_std: float = _f(1.0, 1e-4, 3.0)
     """Upper clamp of the action std."""
-    # ---- PPO (SPEC §7) -------------------------------------------------------------------------------
+    # ---- PPO (spec §7 in docs/design.md) -------------------------------------------------------------
     total_timesteps: int = _f(2_000_000, 1, 10**11)
     """Total environment steps (cycles summed over envs)."""
     num_envs: int = _f(64, 1, 65536)

@@ -1,4 +1,4 @@
-"""The RL environment (SPEC §6): the agent does the analysis step of an EnKF, batched over envs in torch.
+"""The RL environment (spec §6 in docs/design.md): the agent does the analysis step of an EnKF, batched over envs in torch.
 
 `EnKFVecEnv` runs `num_envs` episodes at once, each on one stored path:
 - state: the agent's own forecast ensemble Eb (B, M, N), the cycle t, the path p, a window of features;
@@ -30,7 +30,7 @@ import torch
 
 from configs.defaults import Config, load_config
 from enkf.data import PathData, make_forecaster, obs_setup, rmse, spread
-from enkf.filters import inflate, make_analysis
+from enkf.filters import inflate, innovation_inflation, make_analysis
 
 
 @dataclass
@@ -63,6 +63,9 @@ class EnKFVecEnv:
         self.features = cfg.feature_list
         self.F = len(self.features) + (1 if cfg.obs_stride > 1 else 0)  # + observed mask for partial obs
         self.agent_infl = cfg.agent_inflation
+        # adaptive prior inflation (inflation_adapt > 0): lambda^2 per env, moved each cycle towards what the innovations
+        # ask for; it starts at agent_inflation^2 with every episode
+        self.adapt, self.adapt_max2 = cfg.inflation_adapt, cfg.inflation_adapt_max**2
         # the teacher sees the raw forecast inflated by teacher_inflation; Eb already carries agent_inflation
         self.teacher_infl = (cfg.teacher_inflation or cfg.inflation) / self.agent_infl
         self.C = self.W * self.F
@@ -86,6 +89,7 @@ class EnKFVecEnv:
         self.t = torch.zeros(self.B, dtype=torch.long, device=dev)  # current cycle (its forecast is Eb)
         self.t_end = torch.zeros(self.B, dtype=torch.long, device=dev)
         self.Eb = torch.zeros(self.B, self.M, self.N, device=dev)
+        self.lam2 = torch.full((self.B,), self.agent_infl**2, device=dev)  # (B,) the agent's prior inflation squared
         self.xa_prev = torch.zeros_like(self.Eb)
         self.dxa = torch.zeros_like(self.Eb)
         self.window = torch.zeros(self.B, self.W, self.M, self.F, self.N, device=dev)
@@ -155,7 +159,8 @@ class EnKFVecEnv:
             start = torch.randint(max(1, self.T - self.L), (n,), generator=self.gen).to(self.device)
         self.path[ids], self.t[ids] = path, start
         self.t_end[ids] = torch.clamp(start + self.L, max=self.T)
-        self.Eb[ids] = self.prior(self.xb_enkf[path, start])  # the stored EnKF background
+        self.lam2[ids] = self.agent_infl**2
+        self.Eb[ids] = self.prior(self.xb_enkf[path, start], self.y[path, start], ids)  # the stored EnKF background
         prev = torch.clamp(start - 1, min=0)
         self.xa_prev[ids] = torch.where((start > 0).view(-1, 1, 1), self.xa_enkf[path, prev], self.Eb[ids])
         self.dxa[ids] = 0.0
@@ -182,9 +187,23 @@ class EnKFVecEnv:
         return self._obs()
 
     # ---------------------------------------------------------------------------------------------
-    def prior(self, Eb: torch.Tensor) -> torch.Tensor:
-        """The agent's prior ensemble: the forecast with its anomalies inflated by agent_inflation."""
-        return Eb if self.agent_infl == 1 else inflate(Eb, self.agent_infl)
+    def prior(self, Eb: torch.Tensor, y: torch.Tensor | None = None, ids: torch.Tensor | None = None) -> torch.Tensor:
+        """The agent's prior ensemble from the forecast Eb (n, M, N) of envs ids (default: all): its anomalies
+        inflated by agent_inflation, or with inflation_adapt > 0 by each env's adaptive factor, which first moves
+        inflation_adapt of the way (in lambda^2) towards the innovation estimate of the observations y (n, p) about to
+        be assimilated, clipped to [1, inflation_adapt_max^2]. The estimate uses the forecast and the observations
+        only, as a filter would at analysis time."""
+        if self.adapt == 0:
+            return Eb if self.agent_infl == 1 else inflate(Eb, self.agent_infl)
+        ids = slice(None) if ids is None else ids
+        est = innovation_inflation(Eb, y, self.obs_op, self.r).clamp(1.0, self.adapt_max2)  # (n,)
+        est = torch.nan_to_num(est, nan=1.0)  # a non-finite forecast (terminated) leaves the factor alone
+        self.lam2[ids] = (1 - self.adapt) * self.lam2[ids] + self.adapt * est
+        return inflate(Eb, self.lam2[ids].sqrt())
+
+    def prior_as_fixed(self) -> torch.Tensor:
+        """The current prior as agent_inflation would have made it (the teachers divide their inflation by it)."""
+        return self.Eb if self.adapt == 0 else inflate(self.Eb, self.agent_infl / self.lam2.sqrt())
 
     def analysis_from_action(self, action: torch.Tensor, Eb: torch.Tensor | None = None) -> torch.Tensor:
         """Unnormalize the action into the agent's analysis xa_rl (..., M, N) (the only unnormalization) of the
@@ -207,7 +226,7 @@ class EnKFVecEnv:
         """Reward target (B, M, N) or (B, 1, N) for the current cycle."""
         p, t = self.path, self.t
         if self.cfg.reward_target == "online":  # the data filter (EAKF, or the LETKF with its localization)
-            return self.teacher_an(self.Eb, self.y[p, t])
+            return self.teacher_an(self.prior_as_fixed(), self.y[p, t])
         if self.cfg.reward_target == "precomputed":
             return self.xa_enkf[p, t]
         return self.truth[p, t].unsqueeze(1)
@@ -287,11 +306,12 @@ class EnKFVecEnv:
         ens_spread = spread(xa)
         # continuity: integrate the agent's analysis
         Eb_next = self.fc(xa)
+        y_next = self.y[p, (t + 1).clamp(max=self.T - 1)]  # (B, p) the observations of the next analysis
         zn = self.norm("state", Eb_next)
         terminated = ~torch.isfinite(zn).all(-1).all(-1) | (zn.abs() > self.bound).any(-1).any(-1)
         self.dxa = xa - self.xa_prev
         self.xa_prev = xa
-        self.Eb = torch.where(terminated.view(-1, 1, 1), self.Eb, self.prior(Eb_next))  # keep finite values
+        self.Eb = torch.where(terminated.view(-1, 1, 1), self.Eb, self.prior(Eb_next, y_next))  # keep finite values
         self.t = self.t + 1
         truncated = (self.t >= self.t_end) & ~terminated
         self.ep_return += r.mean((1, 2))
@@ -312,7 +332,7 @@ class EnKFVecEnv:
         return StepResult(self._obs(), r, terminated, truncated, info)
 
     # ---------------------------------------------------------------------------------------------
-    STATE = ("path", "t", "t_end", "Eb", "xa_prev", "dxa", "window", "ep_return", "ep_len", "paths")
+    STATE = ("path", "t", "t_end", "Eb", "lam2", "xa_prev", "dxa", "window", "ep_return", "ep_len", "paths")
 
     def state_dict(self) -> dict:
         d = {k: getattr(self, k).clone().cpu() for k in self.STATE}
@@ -321,6 +341,8 @@ class EnKFVecEnv:
 
     def load_state_dict(self, d: dict) -> None:
         for k in self.STATE:
+            if k not in d:  # a checkpoint from before the field existed (lam2: the fixed inflation)
+                continue
             v = d[k]
             setattr(self, k, v.to(self.device) if k != "paths" else v)
         self.gen.set_state(d["gen"])

@@ -77,6 +77,18 @@ def inflate(E: torch.Tensor, inflation) -> torch.Tensor:
     return m + _infl(inflation, E) * (E - m)
 
 
+def innovation_inflation(E: torch.Tensor, y: torch.Tensor, obs: ObsOp, r) -> torch.Tensor:
+    """The prior inflation factor squared that the innovations ask for, per batch element (...,): with d = y - H mean(E),
+    E[d.d] = lambda^2 tr(H P H^T) + tr(R) (Desroziers et al. 2005; the single-cycle estimate of Li et al. 2009 and
+    Miyoshi 2011), so lambda^2 = (d.d - tr R) / tr(H P H^T), P the ensemble covariance of E (..., M, N), y (..., p).
+    Noisy cycle to cycle: callers smooth it over time."""
+    HE = obs(E)  # (..., M, p)
+    d = y - HE.mean(-2)  # (..., p)
+    trR = _as_r(r, HE.shape[-1], HE).sum()
+    trP = HE.var(-2, unbiased=True).sum(-1).clamp_min(1e-12)  # (...,)
+    return ((d * d).sum(-1) - trR) / trP
+
+
 def eakf(E: torch.Tensor, y: torch.Tensor, obs: ObsOp, r, inflation=1.0) -> torch.Tensor:
     """Serial EAKF analysis. E (..., M, N), y (..., p) -> Ea (..., M, N)."""
     E = inflate(E, inflation)
