@@ -33,11 +33,12 @@ from torch.utils.tensorboard import SummaryWriter
 
 from configs.defaults import FIELDS, LOGS_ROOT, Config, ConfigError, load_config, make_config
 from enkf import io
-from enkf.data import DataError, ensure_data, obs_setup
+from enkf.cycle import obs_setup
+from enkf.data import DataError, ensure_data
 from enkf.env import EnKFVecEnv
-from enkf.evaluation import path_baselines, write_report
 from enkf.filters import make_analysis
 from enkf.normalization import Normalizer
+from enkf.report import path_baselines, write_report
 from enkf.tuned import Setting, best_setting, resolve, tuned_setting
 
 

@@ -24,7 +24,6 @@ import contextlib
 import fcntl
 import hashlib
 import json
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -36,9 +35,10 @@ from tqdm import tqdm
 
 from configs.defaults import LOGS_ROOT, Config, ConfigError, load_config
 from enkf import io
-from enkf.filters import ObsOp, make_analysis
+from enkf.cycle import assimilate, make_forecaster, obs_setup, simulate_truth, time_mean
+from enkf.filters import make_analysis
 from enkf.normalization import Normalizer
-from models import Forecaster, fused, ks
+from models import fused, ks
 from models.forecast import trajectory
 
 FORMAT_VERSION = 1
@@ -71,65 +71,6 @@ def data_fingerprint(cfg: Config) -> str:
 # ---------------------------------------------------------------------------------------------------
 # Batched simulation helpers (also used by the sweep, the environment's baselines and evaluation)
 # ---------------------------------------------------------------------------------------------------
-def obs_setup(cfg: Config) -> tuple[ObsOp, float]:
-    return ObsOp(cfg.N, idx=cfg.obs_idx), cfg.obs_noise_var
-
-
-def make_forecaster(cfg: Config, compile: bool | None = None, bucket: bool = False) -> Forecaster:
-    return Forecaster(cfg.model, cfg.model_params, cfg.dtda, cfg.steps_per_cycle,
-                      compile=cfg.compile if compile is None else compile, bucket=bucket)  # fmt: skip
-
-
-def simulate_truth(x0, T: int, fc: Forecaster, obs: ObsOp, r: float, gen: torch.Generator, progress=True):
-    """Truth (B, T, N) after 1..T forecasts from x0 (B, N), and observations y (B, T, p) = H x + N(0, r)."""
-    B, N = x0.shape
-    truth = torch.empty(B, T, N, dtype=x0.dtype)
-    x = x0
-    for t in tqdm(range(T), desc="truth", disable=not progress, leave=False):
-        x = fc(x)
-        truth[:, t] = x
-    y = obs(truth) + math.sqrt(r) * torch.randn(truth.shape[:-1] + (obs.p,), generator=gen, dtype=x0.dtype)
-    return truth, y
-
-
-def rmse(xm, truth):
-    """RMSE over the state axis of an estimate (..., N) against the truth (..., N)."""
-    return ((xm - truth) ** 2).mean(-1).sqrt()
-
-
-def spread(E):
-    """Ensemble spread sqrt(mean_n var_n) of E (..., M, N) -> (...)."""
-    return E.var(-2, unbiased=True).mean(-1).sqrt()
-
-
-def assimilate(E0, y, truth, fc: Forecaster, analysis, store: bool = False, progress=True, desc="cycles"):
-    """Cycle forecast + analysis for T = y.shape[-2] cycles. E0 (B, M, N), y (B, T, p), truth (B, T, N).
-
-    Returns dict with rmse_f, rmse_a, spread_f, spread_a (B, T) and, if store, xb and xa (B, T, M, N)."""
-    B, M, N = E0.shape
-    T = y.shape[-2]
-    out = {k: torch.empty(B, T) for k in ("rmse_f", "rmse_a", "spread_f", "spread_a")}
-    if store:
-        out["xb"] = torch.empty(B, T, M, N, dtype=torch.float32)
-        out["xa"] = torch.empty(B, T, M, N, dtype=torch.float32)
-    E = E0
-    for t in tqdm(range(T), desc=desc, disable=not progress, leave=False):
-        Eb = fc(E)  # (B, M, N)
-        Ea = analysis(Eb, y[:, t])
-        out["rmse_f"][:, t] = rmse(Eb.mean(-2), truth[:, t])
-        out["rmse_a"][:, t] = rmse(Ea.mean(-2), truth[:, t])
-        out["spread_f"][:, t] = spread(Eb)
-        out["spread_a"][:, t] = spread(Ea)
-        if store:
-            out["xb"][:, t] = Eb
-            out["xa"][:, t] = Ea
-        E = Ea
-    return out
-
-
-def time_mean(series: torch.Tensor, burn_in: int) -> torch.Tensor:
-    """Time mean over cycles burn_in.. of (..., T) series; non-finite stays non-finite (a diverged run)."""
-    return series[..., burn_in:].mean(-1)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -29,7 +29,8 @@ import numpy as np
 import torch
 
 from configs.defaults import Config, load_config
-from enkf.data import PathData, make_forecaster, obs_setup, rmse, spread
+from enkf.cycle import make_forecaster, obs_setup, rmse, spread
+from enkf.data import PathData
 from enkf.filters import inflate, innovation_inflation, make_analysis
 
 

@@ -35,18 +35,17 @@ import torch
 
 from configs.defaults import LOGS_ROOT, Config, ConfigError, load_config
 from enkf import io
-from enkf.data import DataError, PathData, ensure_data, make_forecaster, obs_setup, rmse, spread
-from enkf.tuned import (  # noqa: F401 (EvalSet, heldout_set, survived are re-exported for scripts/evaluate.py)
+from enkf.cycle import cycle, make_forecaster, obs_setup, rmse, spread, survived  # noqa: F401 (survived: re-exported)
+from enkf.data import DataError, PathData, ensure_data
+from enkf.tuned import (  # noqa: F401 (EvalSet, heldout_set are re-exported for scripts/evaluate.py)
     METHODS,
     TUNE_CYCLES,
     TUNE_PATHS,
     EvalSet,
     Setting,
-    cycle,
     heldout_set,
     lookup,
     run_settings,
-    survived,
     tune_method,
     tuning_seed,
 )

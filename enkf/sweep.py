@@ -24,30 +24,8 @@ import torch
 
 from configs.defaults import LOGS_ROOT, ConfigError, load_config
 from enkf import io
-from enkf.data import assimilate, make_forecaster, obs_setup, simulate_truth, time_mean
+from enkf.cycle import assimilate, held_out_truth, make_forecaster, obs_setup, time_mean
 from enkf.filters import make_analysis
-from models import ks
-
-
-def held_out_truth(cfg, paths: int, cycles: int, spinup_time: float, seed: int, fc, progress=True):
-    """Independent truths (paths, cycles, N) and observations from their own seed.
-
-    Kuramoto-Sivashinsky starts from Kassam & Trefethen's state plus a 1e-3 zero-mean noise per path
-    (`models.ks.initial_condition`; KS conserves the spatial mean). 100 time units of spin-up suffice there
-    (measured, L = 32 pi, N = 128, 10 paths: std(u) is on the attractor from t ~ 50 and the paths are mutually
-    independent from t ~ 75, their pairwise distances then those of independent attractor states)."""
-    gen = torch.Generator().manual_seed(seed)
-    obs, r = obs_setup(cfg)
-    if cfg.model == "ks":
-        x = ks.initial_condition((paths,), Nx=cfg.N, L=cfg.ks_length, generator=gen, dtype=torch.float32)
-    else:
-        x = 0.01 * torch.randn(paths, cfg.N, generator=gen)
-    if cfg.model == "lorenz63":
-        x = x + torch.tensor([1.0, 1.0, 20.0])
-    for _ in range(max(1, math.ceil(spinup_time / cfg.oda))):
-        x = fc(x)
-    truth, y = simulate_truth(x, cycles, fc, obs, r, gen, progress)
-    return x, truth, y, gen
 
 
 def run_sweep(cfg, filters, inflations, cycles, paths, burn_in, spinup_time=100.0, seed=None, progress=True):

@@ -44,9 +44,8 @@ import torch
 import configs.defaults as D
 from configs.defaults import REPO_ROOT, Config, ConfigError, load_config
 from enkf import io
-from enkf.data import assimilate, make_forecaster, obs_setup, rmse, spread
+from enkf.cycle import assimilate, cycle, held_out_truth, make_forecaster, obs_setup, survived
 from enkf.filters import make_analysis
-from enkf.sweep import held_out_truth
 
 TUNED_DIR = REPO_ROOT / "configs" / "tuned"
 # The fields the tuned values depend on (the system and the filters; not the data's own inflation, which only
@@ -179,27 +178,6 @@ def heldout_set(cfg: Config, name: str, paths: int, cycles: int, seed: int, fc, 
     t0 = time.time()
     res = assimilate(E0, y, truth, fc, an, store=True, progress=progress, desc=f"{name}: EnKF")
     return EvalSet(name, truth, y, res["xb"], res["xa"], (time.time() - t0) / cycles)
-
-
-def cycle(Eb0, y, truth, fc, analysis, progress=False, desc="") -> dict:
-    """Analysis then forecast from the first background Eb0 (B, M, N): rmse, spread (B, T), mean of batch 0."""
-    from tqdm import tqdm
-
-    B, T = y.shape[0], y.shape[1]
-    rm, sp, mean0 = torch.empty(B, T), torch.empty(B, T), torch.empty(T, Eb0.shape[-1])
-    Eb = Eb0
-    for t in tqdm(range(T), desc=desc, disable=not progress, leave=False):
-        Ea = analysis(Eb, y[:, t])
-        m = Ea.mean(-2)  # (B, N)
-        rm[:, t], sp[:, t], mean0[t] = rmse(m, truth[:, t]), spread(Ea) if Ea.shape[-2] > 1 else 0.0, m[0]
-        Eb = fc(Ea)
-    return {"rmse": rm.numpy(), "spread": sp.numpy(), "mean": mean0.numpy()}
-
-
-def survived(series: np.ndarray, limit: float = 1e3) -> np.ndarray:
-    """Cycles before the first non-finite or exploding RMSE, per row of (P, T)."""
-    bad = ~np.isfinite(series) | (series > limit)
-    return np.where(bad.any(1), bad.argmax(1), series.shape[1])
 
 
 def run_settings(cfg: Config, settings: list[Setting], s: EvalSet, fc, gen, progress=False) -> list[dict]:

@@ -15,8 +15,8 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from configs.defaults import load_config  # noqa: E402
-from enkf.data import make_forecaster  # noqa: E402
-from enkf.tuned import Setting, heldout_set, run_settings, survived  # noqa: E402
+from enkf.cycle import make_forecaster, survived  # noqa: E402
+from enkf.tuned import Setting, heldout_set, run_settings  # noqa: E402
 
 # (config, N_ens, setting, the independent figure it is compared with)
 CASES = [

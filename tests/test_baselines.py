@@ -144,7 +144,7 @@ def test_tuning_on_a_real_tiny_system_beats_the_config_filter(tiny_cfg_file):
     """End to end on the tiny system: the tuned EAKF is no worse on its tuning set than the same filter at the
     config's inflation, and its entry names a setting that was evaluated there."""
     cfg = load_config(tiny_cfg_file)
-    from enkf.data import make_forecaster
+    from enkf.cycle import make_forecaster
 
     fc = make_forecaster(cfg)
     s = T.heldout_set(cfg, "tuning set", 2, 60, 7, fc, False)

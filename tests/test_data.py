@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from configs.defaults import load_config
-from enkf.data import DataError, check_data, ensure_data, load_data, make_forecaster
+from enkf.cycle import make_forecaster
+from enkf.data import DataError, check_data, ensure_data, load_data
 from enkf.normalization import Normalizer
 
 

@@ -12,7 +12,7 @@ import torch
 import ppo_lstm_enkf as P
 from configs.defaults import REPO_ROOT, load_config
 from enkf import evaluate as E
-from enkf.data import make_forecaster, rmse
+from enkf.cycle import make_forecaster, rmse
 from scripts import evaluate as SE
 
 

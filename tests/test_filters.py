@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from configs.defaults import make_config
-from enkf.data import assimilate, make_forecaster, obs_setup, simulate_truth, time_mean
+from enkf.cycle import assimilate, make_forecaster, obs_setup, simulate_truth, time_mean
 from enkf.filters import ObsOp, eakf, etkf, gaspari_cohn, inflate, letkf, make_analysis, obs_only, pertobs
 
 D = torch.float64

@@ -62,3 +62,17 @@ def test_the_walk_finds_a_circle_when_there_is_one(monkeypatch):
         assert "import circle" in str(e) and "enkf.evaluate" in str(e)
     else:
         raise AssertionError("the planted circle was not found")
+
+
+def test_modules_stay_small_and_the_da_cycle_lives_in_one_place():
+    """No file of enkf/ over 450 lines; the DA cycle is defined in enkf.cycle only, and data generation, the sweep,
+    the tuning, the benchmark suite and the environment take it from there."""
+    sizes = {f.name: len(f.read_text().splitlines()) for f in (ROOT / "enkf").glob("*.py")}
+    assert max(sizes.values()) <= 450, sizes
+    shared = {"make_forecaster", "obs_setup", "simulate_truth", "held_out_truth", "assimilate", "cycle", "rmse"}
+    for f in (ROOT / "enkf").glob("*.py"):
+        defined = {n.name for n in ast.parse(f.read_text()).body if isinstance(n, ast.FunctionDef)}
+        assert f.stem == "cycle" or not (defined & shared), (f.name, defined & shared)
+    g = _graph()
+    for m in ("enkf.data", "enkf.sweep", "enkf.tuned", "enkf.evaluate", "enkf.env"):
+        assert "enkf.cycle" in g[m], m

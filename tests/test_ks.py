@@ -281,7 +281,7 @@ def test_tiny_ks_config_loads_periodic_local(tiny_ks_cfg):
 
 
 def test_forecaster_and_trajectory_delegate_to_ks(tiny_ks_cfg):
-    from enkf.data import make_forecaster
+    from enkf.cycle import make_forecaster
     from models import Forecaster
     from models.forecast import trajectory
 
@@ -312,8 +312,8 @@ def test_forecaster_and_trajectory_delegate_to_ks(tiny_ks_cfg):
 
 def test_spinup_and_held_out_truth_start_from_the_kassam_state(tiny_ks_cfg):
     # KS conserves the spatial mean: a 0.01 N(0, 1) start (the Lorenz models') would keep its random mean forever
-    from enkf.data import make_forecaster, spinup
-    from enkf.sweep import held_out_truth
+    from enkf.cycle import held_out_truth, make_forecaster
+    from enkf.data import spinup
 
     cfg = tiny_ks_cfg
     starts, idx, thin = spinup(cfg, progress=False)

@@ -13,7 +13,8 @@ import enkf.evaluate as E
 import enkf.tuned as T
 import ppo_lstm_enkf as P
 from configs.defaults import ConfigError, load_config
-from enkf.data import generate, load_data, obs_setup
+from enkf.cycle import obs_setup
+from enkf.data import generate, load_data
 from enkf.env import EnKFVecEnv
 from enkf.filters import letkf
 
@@ -184,8 +185,8 @@ def test_training_on_sparse_observations_runs_and_evaluates(sparse, tmp_path, mo
 
 
 def test_path_baseline_runs_the_tuned_letkf_at_its_tuned_radius(sparse):
-    from enkf.data import make_forecaster
-    from enkf.evaluation import path_baselines
+    from enkf.cycle import make_forecaster
+    from enkf.report import path_baselines
 
     _, cfg, _, data = sparse
     obs_op, _ = obs_setup(cfg)
@@ -215,7 +216,7 @@ def test_shipped_sparse_agent_is_small_documented_and_beats_the_letkf():
     held-out set of the README) it keeps every path, beats observation-only and the LETKF at its tuned setting
     (the config's), with a spread of the right order."""
     from configs.defaults import REPO_ROOT
-    from enkf.data import make_forecaster, rmse
+    from enkf.cycle import make_forecaster, rmse
     from scripts import evaluate as SE
 
     path = REPO_ROOT / "pretrained" / "L96_sparse.pt"

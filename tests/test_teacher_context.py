@@ -11,10 +11,10 @@ import torch
 import enkf.tuned as T
 import ppo_lstm_enkf as P
 from configs.defaults import ConfigError, load_config
-from enkf.data import obs_setup
+from enkf.cycle import obs_setup
 from enkf.env import EnKFVecEnv
-from enkf.evaluation import path_baselines
 from enkf.filters import eakf
+from enkf.report import path_baselines
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ import torch
 
 from configs.defaults import Config
 from enkf import io
-from enkf.data import PathData, rmse, spread
+from enkf.cycle import rmse, spread
+from enkf.data import PathData
 from enkf.filters import ObsOp, make_analysis, obs_only
 
 NUDGING_GAINS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
