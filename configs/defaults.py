@@ -109,7 +109,9 @@ class Config:
     """Comma list of per-cell input features: xb, y, innov (y - H xb_i), mean, spread, anom (xb_i - mean),
     xa_prev (previous analysis of the member), dxa (its change); ensemble context from xb and y alone:
     corr1 ... corr16 (correlation across members of x_j with x_{j+k}, periodic; k < N), gain (s_j^2 / (s_j^2 + r) at
-    observed points, s_j the forecast spread). The user's original list: xa_prev,xb,dxa,y."""
+    observed points, s_j the forecast spread); kg-16 ... kg16: row j of the ensemble Kalman gain of the agent's own prior,
+    K = P H^T (H P H^T + R)^-1 (P the prior's covariance), at the observation of grid point j + k (0 where j + k is not
+    observed; periodic): the multivariate form of gain, from the prior and R alone (no observation values). The user's original list: xa_prev,xb,dxa,y."""
     agent_inflation: float = _f(0.0, 0.0, 100.0)
     """Multiplicative inflation of the agent's forecast anomalies before it sees them (a filter's prior
     inflation, applied to the agent's own ensemble every cycle). 1 = none; 0 = the teacher's inflation."""
@@ -345,13 +347,18 @@ def _cross_check(cfg: Config, source: str):
     if cfg.burn_in >= cfg.path_length:
         bad("burn_in", f"= {cfg.burn_in} must be < path_length = {cfg.path_length}")
     allowed = ("xb", "y", "innov", "mean", "spread", "anom", "xa_prev", "dxa",
-               "gain", *(f"corr{k}" for k in range(1, 17)))  # fmt: skip
+               "gain", *(f"corr{k}" for k in range(1, 17)), *(f"kg{k}" for k in range(-16, 17)))  # fmt: skip
     feats = [f.strip() for f in cfg.features.split(",")]
     for f in feats:
         if f not in allowed:
-            bad("features", f"has unknown feature {f!r} (allowed: {', '.join(allowed[:9])}, corr1 ... corr16)")
+            bad(
+                "features",
+                f"has unknown feature {f!r} (allowed: {', '.join(allowed[:9])}, corr1 ... corr16, kg-16 ... kg16)",
+            )
         if f.startswith("corr") and int(f[4:]) >= cfg.N:
             bad("features", f"has {f!r}: the correlation distance must be < N = {cfg.N}")
+        if f.startswith("kg") and abs(int(f[2:])) >= cfg.N:
+            bad("features", f"has {f!r}: the gain offset must be < N = {cfg.N} in size")
     if len(set(feats)) != len(feats) or not feats:
         bad("features", f"= {cfg.features!r} must list distinct features")
     try:

@@ -116,7 +116,7 @@ class EnKFVecEnv:
         mean = Eb.mean(1, keepdim=True)  # (n, 1, N)
         A = Eb - mean  # (n, M, N) anomalies
         sd = Eb.std(1, keepdim=True)  # (n, 1, N)
-        out = []
+        out, K = [], None
         for f in self.features:
             if f == "xb":
                 v = self.norm("state", Eb)
@@ -134,6 +134,10 @@ class EnKFVecEnv:
                 k = int(f[4:])
                 c = (A * A.roll(-k, -1)).sum(1, keepdim=True) / (self.M - 1)  # (n, 1, N)
                 v = (c / (sd * sd.roll(-k, -1)).clamp_min(1e-12)).expand_as(Eb)
+            elif f.startswith("kg"):  # ensemble Kalman gain K[j, obs at j + k] of the prior (no observation values)
+                if K is None:
+                    K = self._gain_rows(A)  # (n, N, N): K[:, j, j + k mod N]
+                v = K[:, :, int(f[2:]) % self.N].unsqueeze(1).expand_as(Eb)
             elif f == "gain":  # scalar Kalman gain of the forecast spread at observed points
                 v = (sd**2 / (sd**2 + self.r) * self.mask).expand_as(Eb)
             elif f == "xa_prev":
@@ -144,6 +148,23 @@ class EnKFVecEnv:
         if self.F > len(self.features):
             out.append(self.mask.expand_as(Eb))
         return torch.stack(out, 2).clamp(-self.bound, self.bound)  # (n, M, F, N)
+
+    def _gain_rows(self, A: torch.Tensor) -> torch.Tensor:
+        """The ensemble Kalman gain of anomalies A (n, M, N) as rows over offsets: G (n, N, N) with G[:, j, k] =
+        K[j, column of the observation at grid point (j + k) mod N], 0 where that point is not observed."""
+        n, M, N = A.shape
+        idx = self.obs_op.idx.to(A.device)
+        HA = A[..., idx]  # (n, M, p)
+        PHt = A.transpose(1, 2) @ HA / (M - 1)  # (n, N, p)
+        S = HA.transpose(1, 2) @ HA / (M - 1) + self.r * torch.eye(
+            len(idx), device=A.device, dtype=A.dtype
+        )  # (n, p, p)
+        K = torch.linalg.solve(S, PHt.transpose(1, 2)).transpose(1, 2)  # (n, N, p): S symmetric
+        full = torch.zeros(n, N, N, device=A.device, dtype=A.dtype)
+        full[..., idx] = K
+        j = torch.arange(N, device=A.device)
+        cols = (j.view(N, 1) + j.view(1, N)) % N  # (N, N): column (j + k) mod N
+        return full.gather(2, cols.expand(n, N, N))
 
     def _obs(self) -> torch.Tensor:
         return self.window.permute(0, 2, 1, 3, 4).reshape(self.B, self.M, self.C, self.N)  # (B, M, C, N)

@@ -105,3 +105,86 @@ def test_eval_all_writes_one_table_with_seed_means(tiny_cfg_file, tiny_data, tmp
     assert "agent_rmse" not in other
     md = out.read_text()
     assert "| tiny |" in md and "no shipped agent" in md and "ratio N_ens 4" in md
+
+
+def test_innovation_inflation_recovers_a_known_underdispersion():
+    """An ensemble whose covariance is the forecast error's divided by lambda^2: the estimate is lambda^2 on average."""
+    from enkf.cycle import obs_setup
+    from enkf.filters import innovation_inflation
+
+    g = torch.Generator().manual_seed(0)
+    cfg = load_config("configs/L96_1.py", {"obs_stride": 2})
+    obs, r = obs_setup(cfg)
+    B, M, N, lam = 400, 200, cfg.N, 1.6
+    L = torch.randn(N, N, generator=g, dtype=torch.float64) * 0.3 + torch.eye(N, dtype=torch.float64)  # Pt = L L^T
+    truth = torch.randn(B, N, generator=g, dtype=torch.float64) @ L.T  # error of the mean (0) ~ N(0, Pt)
+    E = torch.randn(B, M, N, generator=g, dtype=torch.float64) @ L.T / lam  # the ensemble: Pt / lambda^2
+    E = E - E.mean(1, keepdim=True)  # centred on 0, the forecast mean
+    y = obs(truth) + r**0.5 * torch.randn(B, obs.p, generator=g, dtype=torch.float64)
+    est = innovation_inflation(E, y, obs, r)  # (B,)
+    assert est.shape == (B,)
+    assert abs(est.mean().item() / lam**2 - 1) < 0.05
+    assert abs(innovation_inflation(E * lam, y, obs, r).mean().item() - 1) < 0.05  # a calibrated one asks for 1
+
+
+def test_adaptive_inflation_in_the_env(tiny_cfg_file, tiny_data):
+    """inflation_adapt moves each env's factor that fraction of the way (in lambda^2) to the clipped estimate, from
+    agent_inflation at every episode start; 0 keeps the fixed factor; the teachers see the fixed-inflation prior."""
+    from enkf.env import EnKFVecEnv
+    from enkf.filters import innovation_inflation
+
+    _, _, _, d = tiny_data
+    cfg = load_config(tiny_cfg_file, {"agent_inflation": 1.2, "inflation_adapt": 0.25, "inflation_adapt_max": 2.0})
+    env = EnKFVecEnv(cfg, d, 4, seed=0)
+    env.reset()
+    lam2 = env.lam2.clone()
+    Eb = d.xb[:4, 5].clone()
+    thin = Eb.mean(1, keepdim=True) + 1e-3 * (Eb - Eb.mean(1, keepdim=True))  # far too thin: the estimate clips at 4
+    y = d.obs[:4, 5] + 5.0
+    out = env.prior(thin, y)
+    torch.testing.assert_close(env.lam2, 0.75 * lam2 + 0.25 * 4.0)
+    s_in, s_out = thin.std(1), out.std(1)
+    torch.testing.assert_close(s_out, s_in * env.lam2.sqrt().view(4, 1), rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(env.prior_as_fixed().std(1), env.Eb.std(1) * 1.2 / env.lam2.sqrt().view(4, 1))
+    env.reset()  # every episode starts from agent_inflation, then takes in its first observation
+    p, t = env.path, env.t
+    est = innovation_inflation(d.xb[p, t], d.obs[p, t], env.obs_op, env.r).clamp(1.0, 4.0)
+    torch.testing.assert_close(env.lam2, 0.75 * 1.2**2 + 0.25 * est)
+    before = env.lam2.clone()
+    res = env.step(torch.zeros(4, cfg.N_ens, cfg.N))  # the step takes in the next cycle's observation
+    assert ((env.lam2 >= 0.75 * before + 0.25 - 1e-6) & (env.lam2 <= 0.75 * before + 1.0 + 1e-6)).all()
+    assert res.obs.shape[0] == 4
+    fixed = EnKFVecEnv(dataclasses.replace(cfg, inflation_adapt=0.0), d, 4, seed=0)
+    fixed.reset()
+    fixed.step(torch.zeros(4, cfg.N_ens, cfg.N))
+    torch.testing.assert_close(fixed.lam2, torch.full((4,), 1.2**2))  # fixed: never moves
+    st = fixed.state_dict()
+    del st["lam2"]  # a checkpoint from before the field: loads, the fixed factor stays
+    fixed.load_state_dict(st)
+
+
+@pytest.mark.parametrize("stride", [1, 4])
+def test_gain_features_give_the_filter_mean_update(stride):
+    """kg-k ... kgk are the rows of the ensemble Kalman gain of the prior: summed against the innovations of the
+    points j + k (all k) they give the ETKF's mean update exactly, with full and with sparse observations."""
+    from enkf.cycle import obs_setup
+    from enkf.env import EnKFVecEnv
+    from enkf.filters import etkf
+
+    cfg = load_config("configs/L96_1.py", {"obs_stride": stride, "innovation_reach": 4})
+    env = EnKFVecEnv.__new__(EnKFVecEnv)  # only the gain rows are needed: no data
+    env.obs_op, env.r, env.N = *obs_setup(cfg), cfg.N
+    g = torch.Generator().manual_seed(1)
+    E = torch.randn(3, 20, cfg.N, generator=g, dtype=torch.float64) * torch.linspace(0.5, 2, cfg.N, dtype=torch.float64)
+    E = E + 0.5 * E.roll(1, -1)
+    G = env._gain_rows(E - E.mean(1, keepdim=True))  # (3, N, N)
+    y = torch.randn(3, env.obs_op.p, generator=g, dtype=torch.float64)
+    d = torch.zeros(3, cfg.N, dtype=torch.float64)
+    d[:, env.obs_op.idx] = y - E.mean(1)[:, env.obs_op.idx]
+    upd = sum(G[:, :, k] * d.roll(-k, -1) for k in range(cfg.N))
+    torch.testing.assert_close(upd, etkf(E, y, env.obs_op, env.r, 1.0).mean(1) - E.mean(1))
+    if stride > 1:
+        unobserved = (torch.arange(cfg.N) + 1) % stride != 0  # rows j whose neighbour j + 1 is not observed
+        assert (G[:, unobserved, 1] == 0).all() and (G[:, ~unobserved, 1] != 0).all()
+    with pytest.raises(ConfigError, match="gain offset must be < N = 3"):
+        load_config("configs/L63.py", {"features": "xb,innov,kg3"})
