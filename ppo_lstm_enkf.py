@@ -147,6 +147,9 @@ class Agent(nn.Module):
         self.reach = cfg.innovation_reach if innov else 0
         self.shifts = [k for k in range(-self.reach, self.reach + 1) if k != 0]
         self.innov_gate = self.gate_idx[gates.index("innov")] if innov else None
+        # gain gate: for every kg feature k, + g_k * kg_k(j) * innov_i(j+k) (the prior's Kalman gain times the innovation)
+        kgs = [f for f in feats if f.startswith("kg")] if innov and cfg.gain_gate else []
+        self.kg = [(last + feats.index(f), int(f[2:])) for f in kgs]  # (channel, offset k)
         self.lstm_layers = cfg.lstm_layers
         self.mix = cfg.member_mix and self.kind in ("local", "dense")
         if self.kind == "dense":  # the local trunk on a one-point "grid" whose channels are the whole member state
@@ -160,7 +163,7 @@ class Agent(nn.Module):
                                          nn.Tanh())  # fmt: skip
             self.critic = nn.Sequential(conv(C, H, cfg.kernel), nn.Tanh(), conv(H, H, cfg.kernel), nn.Tanh(),
                                         conv(H, 1, 1, std=1.0))  # fmt: skip
-            self.actor_head = conv(L or H, 1 + len(self.gate_idx) + len(self.shifts), 1, std=0.01)
+            self.actor_head = conv(L or H, 1 + len(self.gate_idx) + len(self.shifts) + len(self.kg), 1, std=0.01)
         elif self.kind == "member":
             D = C * N
             self.encoder = nn.Sequential(layer_init(nn.Linear(D, H)), nn.Tanh(), layer_init(nn.Linear(H, H)), nn.Tanh())
@@ -294,6 +297,9 @@ class Agent(nn.Module):
         if self.shifts:  # innov_i(j + k) at j for every shift k (periodic grid)
             inn = obs[..., self.innov_gate, :]  # (..., M, N)
             g = torch.cat([g, torch.stack([inn.roll(-k, -1) for k in self.shifts], -2)], -2)
+        if self.kg:  # kg_k(j) * innov_i(j + k): the gain row times the member's innovations
+            inn = obs[..., self.innov_gate, :]  # (..., M, N)
+            g = torch.cat([g, torch.stack([obs[..., c, :] * inn.roll(-k, -1) for c, k in self.kg], -2)], -2)
         return g
 
     def actor_step(self, obs, state, done):  # one step: obs (B, M, C, N), done (B,)
@@ -466,7 +472,7 @@ class Evaluator:
 # Checkpoints (atomic) and run folders
 # ---------------------------------------------------------------------------------------------------
 ARCH_FIELDS = ("agents", "policy", "features", "temporal_window", "hidden", "kernel", "lstm_hidden", "lstm_layers",
-               "anomaly_gate", "innovation_gate", "member_mix", "action", "bound")  # fmt: skip
+               "anomaly_gate", "innovation_gate", "innovation_reach", "gain_gate", "member_mix", "action", "bound")  # fmt: skip
 AGENT_ENV_FIELDS = (
     "agent_inflation",
     "rtps",
@@ -492,7 +498,10 @@ def load_checkpoint(path, device="cpu", flag: str = "--checkpoint") -> dict:
 
 
 def check_arch(st: dict, cfg: Config, path, flag: str) -> None:
-    diff = [f"{k}={st['config'].get(k)!r}" for k in ARCH_FIELDS if st["config"].get(k) != getattr(cfg, k)]
+    old = {
+        k: st["config"].get(k, getattr(Config(), k)) for k in ARCH_FIELDS
+    }  # a field newer than the file: its default
+    diff = [f"{k}={old[k]!r}" for k in ARCH_FIELDS if old[k] != getattr(cfg, k)]
     if diff:
         raise ConfigError(f"{flag}: {path} has a different architecture ({', '.join(diff)}); pass the same values")
 

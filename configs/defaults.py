@@ -200,6 +200,10 @@ class Config:
     """Local policy with innovation_gate: the increment at j also adds c_jk * innov_i(j + k) for 0 < |k| <= reach
     (c from the network): a local gain row over the neighbours' innovations, so points without an observation
     can take in the observations around them (sparse observations: use about obs_stride). 0 = own point only."""
+    gain_gate: bool = False
+    """Local policy with innovation_gate and kg features: the increment at j also adds g_jk * kg_k(j) * innov_i(j + k) for
+    every kg_k feature (g from the network): the prior's own Kalman gain row times the member's innovations is one
+    multiplication, as the innovation gate does for a scalar gain."""
     init_action_std: float = _f(0.05, 1e-4, 3.0)
     """Initial Gaussian exploration std (normalized action units); log-std is learned."""
     min_action_std: float = _f(0.005, 1e-6, 1.0)

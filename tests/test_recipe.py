@@ -188,3 +188,27 @@ def test_gain_features_give_the_filter_mean_update(stride):
         assert (G[:, unobserved, 1] == 0).all() and (G[:, ~unobserved, 1] != 0).all()
     with pytest.raises(ConfigError, match="gain offset must be < N = 3"):
         load_config("configs/L63.py", {"features": "xb,innov,kg3"})
+
+
+def test_gain_gate_multiplies_each_gain_row_by_the_neighbours_innovation():
+    """With the head's weights zero and the bias 1 on the gain-gate channels only, the increment at j is
+    sum_k kg_k(j) * innov_i(j + k): the prior's own Kalman gain applied to the member's innovations."""
+    feats = "xb,innov,anom,kg-1,kg0,kg1"
+    cfg = load_config("configs/L96_1.py", {"features": feats, "innovation_reach": 1, "gain_gate": True})
+    F, W, M, N = 6, cfg.temporal_window, 4, cfg.N
+    ag = P.Agent(cfg, W * F, M, N)
+    assert [k for _, k in ag.kg] == [-1, 0, 1]
+    n_out = ag.actor_head.out_channels
+    assert n_out == 1 + 2 + 2 + 3  # mean, anom and innov gates, 2 shifts, 3 gain rows
+    with torch.no_grad():
+        ag.actor_head.weight.zero_()
+        ag.actor_head.bias.zero_()
+        ag.actor_head.bias[-3:] = 1.0
+    obs = torch.randn(1, 2, M, W * F, N)
+    m, _ = ag.actor_sequence(obs, ag.initial_state(2), torch.zeros(1, 2))
+    new = obs[..., (W - 1) * F :, :]  # the newest window step (..., F, N)
+    inn = new[..., 1, :]
+    want = sum(new[..., 3 + i, :] * inn.roll(-k, -1) for i, k in enumerate((-1, 0, 1)))
+    torch.testing.assert_close(m, want)
+    off = P.Agent(dataclasses.replace(cfg, gain_gate=False), W * F, M, N)
+    assert off.kg == [] and off.actor_head.out_channels == n_out - 3
