@@ -203,13 +203,14 @@ def figures(cfg: Config, s: EvalSet, raws: list[dict], rows: list[dict], nens_ro
     if len(sizes) > 1:
         import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(7, 4))
+        fig, ax = plt.subplots(figsize=(7.5, 4.5))
+        st = plots.styles(nens_rows)
         for name, pts in nens_rows.items():
             xs = [M for M, r in pts if math.isfinite(r.get("rmse", float("nan")))]
             ys = [r["rmse"] for M, r in pts if math.isfinite(r.get("rmse", float("nan")))]
             es = [r["rmse_std"] for M, r in pts if math.isfinite(r.get("rmse", float("nan")))]
             if xs and name not in ("free_run",):
-                ax.errorbar(xs, ys, yerr=es, marker="o", ms=3, lw=1, capsize=2, label=name)
+                ax.errorbar(xs, ys, yerr=es, marker="o", ms=3, capsize=2, label=name, **st[name])
         ax.set_xscale("log", base=2)
         ax.set_xticks(sizes, [str(M) for M in sizes])
         ax.minorticks_off()
@@ -218,7 +219,7 @@ def figures(cfg: Config, s: EvalSet, raws: list[dict], rows: list[dict], nens_ro
         ax.set_ylabel("time-mean analysis RMSE")
         ax.set_title(f"{cfg.name}: held-out set, RMSE vs ensemble size (diverged runs omitted)")
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7, ncol=2)
+        ax.legend(fontsize=7, ncol=2, title="dashed: configured setting, solid: tuned", title_fontsize=7)
         figs["rmse_vs_nens"] = plots._save(fig, out / "rmse_vs_nens.png")
     return {k: str(v) for k, v in figs.items()}
 

@@ -20,11 +20,37 @@ def _save(fig, path: Path):
     return path
 
 
+# one colour per method in every figure; configured settings dashed, tuned solid; agents black (then olive, cyan)
+COLORS = {"letkf": "tab:green", "etkf": "tab:orange", "eakf": "tab:blue", "pertobs": "tab:red", "obs only": "tab:purple",
+          "obs_only": "tab:purple", "nudging": "tab:brown", "free run": "tab:pink", "free_run": "tab:pink",
+          "enkf": "tab:gray"}  # fmt: skip
+AGENT_COLORS = ("black", "tab:olive", "tab:cyan")
+
+
+def styles(labels) -> dict[str, dict]:
+    """Line style per label: the method's colour (the first of COLORS found in the label, 'letkf' before 'etkf'),
+    dashed for a configured setting, dotted for a spread, dash-dot for a forecast; agents in AGENT_COLORS."""
+    out, agents = {}, []
+    for lab in labels:
+        low = lab.lower()
+        if low.startswith("agent"):
+            name = low.split(" spread")[0].split(" rmse")[0]
+            agents += [name] if name not in agents else []
+            color, lw = AGENT_COLORS[agents.index(name) % len(AGENT_COLORS)], 1.4
+        else:
+            color = next((c for k, c in COLORS.items() if k in low.replace("best tuned filter: ", "")), "tab:gray")
+            lw = 1.0
+        ls = ":" if "spread" in low else "-." if "forecast" in low else "--" if "config" in low else "-"
+        out[lab] = dict(color=color, ls=ls, lw=lw)
+    return out
+
+
 def rmse_over_time(series: dict[str, np.ndarray], title: str, path: Path, ylabel="RMSE vs truth", logy=True):
     """series: label -> (T,) arrays, drawn over cycles."""
     fig, ax = plt.subplots(figsize=(9, 3.6))
+    st = styles(series)
     for label, s in series.items():
-        ax.plot(np.arange(len(s)), s, lw=0.9, label=label)
+        ax.plot(np.arange(len(s)), s, label=label, **(st[label] | {"lw": st[label]["lw"] * 0.9}))
     ax.set_xlabel("assimilation cycle")
     ax.set_ylabel(ylabel)
     if logy:
@@ -38,27 +64,30 @@ def rmse_over_time(series: dict[str, np.ndarray], title: str, path: Path, ylabel
 def hovmoller(fields: dict[str, np.ndarray], title: str, path: Path, t_max: int | None = 200):
     """fields: label -> (T, N) arrays. States share one colour scale; labels starting with 'error' share a
     diverging one."""
+    fields = {k: v for k, v in fields.items() if not k.startswith("error")} | {
+        k: v for k, v in fields.items() if k.startswith("error")
+    }  # the states, then the errors: each group's colourbar spans its own panels
     n = len(fields)
-    fig, axes = plt.subplots(1, n, figsize=(2.6 * n + 1, 4.2), sharey=True)
+    fig, axes = plt.subplots(1, n, figsize=(2.5 * n + 0.5, 4.6), sharey=True, layout="constrained")
     axes = np.atleast_1d(axes)
     states = [v for k, v in fields.items() if not k.startswith("error")]
     vmin = min(float(np.nanmin(v[:t_max])) for v in states) if states else None
     vmax = max(float(np.nanmax(v[:t_max])) for v in states) if states else None
     errs = [v for k, v in fields.items() if k.startswith("error")]
     emax = max(float(np.nanmax(np.abs(v[:t_max]))) for v in errs) if errs else 1.0
+    ims = {"state": [], "error": []}  # one shared colourbar per scale, below its panels (never beside a panel)
     for ax, (label, v) in zip(axes, fields.items(), strict=True):
         v = v[:t_max]
-        if label.startswith("error"):
-            im = ax.imshow(
-                v, aspect="auto", origin="lower", cmap="RdBu_r", vmin=-emax, vmax=emax, interpolation="nearest"
-            )
-        else:
-            im = ax.imshow(
-                v, aspect="auto", origin="lower", cmap="viridis", vmin=vmin, vmax=vmax, interpolation="nearest"
-            )
+        err = label.startswith("error")
+        im = ax.imshow(v, aspect="auto", origin="lower", cmap="RdBu_r" if err else "viridis",
+                       vmin=-emax if err else vmin, vmax=emax if err else vmax, interpolation="nearest")  # fmt: skip
+        ims["error" if err else "state"].append((ax, im))
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("grid point")
-        fig.colorbar(im, ax=ax, fraction=0.05)
+    for kind, pairs in ims.items():
+        if pairs:
+            cb = fig.colorbar(pairs[0][1], ax=[a for a, _ in pairs], location="bottom", shrink=0.8, aspect=30)
+            cb.set_label("state" if kind == "state" else "error (estimate - truth)", fontsize=8)
     axes[0].set_ylabel("assimilation cycle")
     fig.suptitle(title)
     return _save(fig, path)
