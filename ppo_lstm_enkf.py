@@ -143,8 +143,8 @@ class Agent(nn.Module):
         self.gate_idx = [last + feats.index(f) for f in gates] if self.kind in ("local", "dense") else []
         # innovation reach R: the innovations of the points j+k, 0 < |k| <= R, gate the increment at j as well
         # (c_jk * innov_i(j+k): a local Kalman gain row), so unobserved points take in their neighbours' innovations
-        innov = "innov" in gates and self.kind == "local"
-        self.reach = cfg.innovation_reach if innov else 0
+        innov = "innov" in gates and self.kind in ("local", "dense")
+        self.reach = cfg.innovation_reach if innov and self.kind == "local" else 0
         self.shifts = [k for k in range(-self.reach, self.reach + 1) if k != 0]
         self.innov_gate = self.gate_idx[gates.index("innov")] if innov else None
         # gain gate: for every kg feature k, + g_k * kg_k(j) * innov_i(j+k) (the prior's Kalman gain times the innovation)
@@ -157,7 +157,7 @@ class Agent(nn.Module):
             self.encoder = nn.Sequential(layer_init(nn.Linear(D, H)), nn.Tanh(), conv(H2, H, 1), nn.Tanh())
             self.critic = nn.Sequential(layer_init(nn.Linear(D, H)), nn.Tanh(), layer_init(nn.Linear(H, H)), nn.Tanh(),
                                         layer_init(nn.Linear(H, N), std=1.0))  # fmt: skip
-            self.actor_head = layer_init(nn.Linear(L or H, (1 + len(self.gate_idx)) * N), std=0.01)
+            self.actor_head = layer_init(nn.Linear(L or H, (1 + len(self.gate_idx) + len(self.kg)) * N), std=0.01)
         elif self.kind == "local":  # with member_mix the second conv also sees the members' mean of the first's
             self.encoder = nn.Sequential(conv(C, H, cfg.kernel), nn.Tanh(), conv(2 * H if self.mix else H, H, cfg.kernel),
                                          nn.Tanh())  # fmt: skip
@@ -176,6 +176,10 @@ class Agent(nn.Module):
             self.critic = nn.Sequential(layer_init(nn.Linear(D, H)), nn.Tanh(), layer_init(nn.Linear(H, H)), nn.Tanh(),
                                         layer_init(nn.Linear(H, M * N), std=1.0))  # fmt: skip
             self.actor_head = layer_init(nn.Linear(L or H, M * N), std=0.01)
+        if self.kg:  # the gain gate starts at 1: the analysis starts as the prior's Kalman gain times each innovation
+            with torch.no_grad():
+                b = self.actor_head.bias
+                b[-len(self.kg) * (N if self.kind == "dense" else 1) :] = 1.0
         self.lstm = nn.LSTM(H, L, num_layers=cfg.lstm_layers) if L > 0 else None
         if self.lstm is not None:
             for name, p in self.lstm.named_parameters():

@@ -111,7 +111,8 @@ class Config:
     corr1 ... corr16 (correlation across members of x_j with x_{j+k}, periodic; k < N), gain (s_j^2 / (s_j^2 + r) at
     observed points, s_j the forecast spread); kg-16 ... kg16: row j of the ensemble Kalman gain of the agent's own prior,
     K = P H^T (H P H^T + R)^-1 (P the prior's covariance), at the observation of grid point j + k (0 where j + k is not
-    observed; periodic): the multivariate form of gain, from the prior and R alone (no observation values). The user's original list: xa_prev,xb,dxa,y."""
+    observed; periodic), times the innovation scale over the increment scale (so that sum_k kg_k(j) innov_i(j + k) is the
+    normalized increment K d_i): the multivariate form of gain, from the prior and R alone (no observation values). The user's original list: xa_prev,xb,dxa,y."""
     agent_inflation: float = _f(0.0, 0.0, 100.0)
     """Multiplicative inflation of the agent's forecast anomalies before it sees them (a filter's prior
     inflation, applied to the agent's own ensemble every cycle). 1 = none; 0 = the teacher's inflation."""
@@ -203,7 +204,9 @@ class Config:
     gain_gate: bool = False
     """Local policy with innovation_gate and kg features: the increment at j also adds g_jk * kg_k(j) * innov_i(j + k) for
     every kg_k feature (g from the network): the prior's own Kalman gain row times the member's innovations is one
-    multiplication, as the innovation gate does for a scalar gain."""
+    multiplication, as the innovation gate does for a scalar gain. The gain gate starts at 1 (the head's bias): an
+    untrained agent applies its prior's Kalman gain to each member's innovation, and PPO refines that. Local and dense
+    policies."""
     init_action_std: float = _f(0.05, 1e-4, 3.0)
     """Initial Gaussian exploration std (normalized action units); log-std is learned."""
     min_action_std: float = _f(0.005, 1e-6, 1.0)

@@ -82,6 +82,9 @@ class EnKFVecEnv:
         self.xb_enkf = data.xb.to(dev)
         norm = data.norm
         self.nc = {q: (norm.stats[q].center, norm.stats[q].scale) for q in norm.stats}
+        # kg features in increment units per normalized innovation: kg_k(j) * innov_i(j + k) summed over k is the
+        # normalized increment K d_i, so a gain gate of 1 applies the prior's Kalman gain exactly
+        self.kg_scale = self.nc["innovation"][1] / self.nc["increment"][1]
         self.mask = torch.zeros(self.N, device=dev)
         self.mask[self.obs_op.idx] = 1.0
         self.paths = torch.tensor([1 if data.truth.shape[0] > 1 else 0])
@@ -137,7 +140,7 @@ class EnKFVecEnv:
             elif f.startswith("kg"):  # ensemble Kalman gain K[j, obs at j + k] of the prior (no observation values)
                 if K is None:
                     K = self._gain_rows(A)  # (n, N, N): K[:, j, j + k mod N]
-                v = K[:, :, int(f[2:]) % self.N].unsqueeze(1).expand_as(Eb)
+                v = K[:, :, int(f[2:]) % self.N].unsqueeze(1).expand_as(Eb) * self.kg_scale
             elif f == "gain":  # scalar Kalman gain of the forecast spread at observed points
                 v = (sd**2 / (sd**2 + self.r) * self.mask).expand_as(Eb)
             elif f == "xa_prev":

@@ -212,3 +212,27 @@ def test_gain_gate_multiplies_each_gain_row_by_the_neighbours_innovation():
     torch.testing.assert_close(m, want)
     off = P.Agent(dataclasses.replace(cfg, gain_gate=False), W * F, M, N)
     assert off.kg == [] and off.actor_head.out_channels == n_out - 3
+
+
+@pytest.mark.parametrize("policy", ["local", "dense"])
+def test_gain_gate_starts_as_the_kalman_update_of_each_member(tiny_cfg_file, tiny_data, policy):
+    """An untrained agent with the gain gate (head weights zeroed to remove the random part; the biases as built)
+    turns each member into xb_i + K (y - H xb_i): its analysis mean is the ETKF's mean analysis of the same prior."""
+    from enkf.env import EnKFVecEnv
+    from enkf.filters import etkf
+
+    _, _, _, d = tiny_data
+    kg = ",".join(f"kg{k}" for k in range(-3, 5))  # N = 8: every column of the gain
+    cfg = load_config(tiny_cfg_file, {"features": f"xb,innov,anom,{kg}", "gain_gate": True, "rtps": 0.0,
+                                      "agent_inflation": 1.3, "policy": policy})  # fmt: skip
+    env = EnKFVecEnv(cfg, d, 3, seed=0)
+    obs = env.reset()
+    ag = P.Agent(cfg, env.C, env.M, env.N)
+    assert len(ag.kg) == 8
+    with torch.no_grad():
+        ag.actor_head.weight.zero_()
+    mean, _ = ag.actor_step(obs, ag.initial_state(3), torch.ones(3))
+    xa = env.analysis_from_action(mean)
+    want = etkf(env.Eb.double(), env.y[env.path, env.t].double(), env.obs_op, env.r, 1.0).mean(1)
+    torch.testing.assert_close(xa.mean(1).double(), want, rtol=1e-4, atol=1e-4)
+    assert (xa.std(1) < env.Eb.std(1)).all()  # every member moved by the gain: the spread shrinks
