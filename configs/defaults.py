@@ -111,7 +111,8 @@ class Config:
     corr1 ... corr16 (correlation across members of x_j with x_{j+k}, periodic; k < N), gain (s_j^2 / (s_j^2 + r) at
     observed points, s_j the forecast spread); kg-16 ... kg16: row j of the ensemble Kalman gain of the agent's own prior,
     K = P H^T (H P H^T + R)^-1 (P the prior's covariance), at the observation of grid point j + k (0 where j + k is not
-    observed; periodic), times the innovation scale over the increment scale (so that sum_k kg_k(j) innov_i(j + k) is the
+    observed, and 0 for an offset outside -(N - 1) // 2 ... N // 2, which would repeat a column on a small grid; periodic),
+    times the innovation scale over the increment scale (so that sum_k kg_k(j) innov_i(j + k) is the
     normalized increment K d_i): the multivariate form of gain, from the prior and R alone (no observation values). The user's original list: xa_prev,xb,dxa,y."""
     agent_inflation: float = _f(0.0, 0.0, 100.0)
     """Multiplicative inflation of the agent's forecast anomalies before it sees them (a filter's prior
@@ -364,8 +365,6 @@ def _cross_check(cfg: Config, source: str):
             )
         if f.startswith("corr") and int(f[4:]) >= cfg.N:
             bad("features", f"has {f!r}: the correlation distance must be < N = {cfg.N}")
-        if f.startswith("kg") and abs(int(f[2:])) >= cfg.N:
-            bad("features", f"has {f!r}: the gain offset must be < N = {cfg.N} in size")
     if len(set(feats)) != len(feats) or not feats:
         bad("features", f"= {cfg.features!r} must list distinct features")
     try:

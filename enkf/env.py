@@ -140,7 +140,11 @@ class EnKFVecEnv:
             elif f.startswith("kg"):  # ensemble Kalman gain K[j, obs at j + k] of the prior (no observation values)
                 if K is None:
                     K = self._gain_rows(A)  # (n, N, N): K[:, j, j + k mod N]
-                v = K[:, :, int(f[2:]) % self.N].unsqueeze(1).expand_as(Eb) * self.kg_scale
+                k = int(f[2:])
+                if -((self.N - 1) // 2) <= k <= self.N // 2:  # each column once: a wrapped offset repeats one
+                    v = K[:, :, k % self.N].unsqueeze(1).expand_as(Eb) * self.kg_scale
+                else:
+                    v = torch.zeros_like(Eb)
             elif f == "gain":  # scalar Kalman gain of the forecast spread at observed points
                 v = (sd**2 / (sd**2 + self.r) * self.mask).expand_as(Eb)
             elif f == "xa_prev":
