@@ -218,3 +218,21 @@ def test_held_out_set_reuses_its_enkf_run_exactly(tiny_data):
     fresh = E.run_classical(cfg, cfg.data_filter, [cfg.inflation], s, fc, torch.Generator(), 10)[0]
     np.testing.assert_allclose(raws[0]["rmse"], fresh["rmse"], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(raws[0]["spread"], fresh["spread"], rtol=1e-4, atol=1e-5)
+
+
+def test_a_filter_row_does_not_depend_on_the_other_methods_and_averages_its_streams(tiny_data):
+    """Each filter draws from its own (seed, method) streams: its row is the same whichever methods ran before it; a
+    setting with a random part is the mean of REPEATS streams, path by path."""
+    cfg = tiny_data[0]
+    fc = make_forecaster(cfg)
+    s = E.heldout_set(cfg, "h", paths=2, cycles=30, seed=3, fc=fc, progress=False)
+    rot = {"eakf": {**E.Setting("eakf", 1.1, rotate=True).to_dict(), "tracked": True, "edge": False}}
+    alone, _ = E.run_methods(cfg, ["eakf"], [], s, rot, fc, torch.Generator(), 10, seed=5)
+    after, _ = E.run_methods(cfg, ["pertobs", "eakf"], [], s, rot, fc, torch.Generator(), 10, seed=5)
+    a, b = alone[-1], after[-1]
+    assert a["setting"].rotate and a["repeats"] == E.REPEATS
+    np.testing.assert_array_equal(a["rmse"], b["rmse"])
+    runs = [E.run_settings(cfg, [a["setting"]], s, fc, torch.Generator().manual_seed(500 + 10 * E.TUNABLE.index("eakf") + k))[0]["rmse"]
+            for k in range(E.REPEATS)]  # fmt: skip
+    np.testing.assert_allclose(a["rmse"], np.mean(runs, 0), rtol=1e-6)
+    assert not np.allclose(runs[0], runs[1])  # the streams differ
