@@ -148,8 +148,14 @@ class Agent(nn.Module):
         self.shifts = [k for k in range(-self.reach, self.reach + 1) if k != 0]
         self.innov_gate = self.gate_idx[gates.index("innov")] if innov else None
         # gain gate: for every kg feature k, + g_k * kg_k(j) * innov_i(j+k) (the prior's Kalman gain times the innovation)
-        kgs = [f for f in feats if f.startswith("kg")] if innov and cfg.gain_gate else []
-        self.kg = [(last + feats.index(f), int(f[2:])) for f in kgs]  # (channel, offset k)
+        # and kgsr(j) * anom_i(j): the square-root filter's correction of the anomaly that the gain row shrank
+        kgs = (
+            [f for f in feats if f.startswith("kg") and (f != "kgsr" or "anom" in feats)]
+            if innov and cfg.gain_gate
+            else []
+        )
+        self.kg = [(last + feats.index(f), None if f == "kgsr" else int(f[2:])) for f in kgs]  # (channel, offset k)
+        self.anom_ch = last + feats.index("anom") if "anom" in feats else None
         self.lstm_layers = cfg.lstm_layers
         self.mix = cfg.member_mix and self.kind in ("local", "dense")
         if self.kind == "dense":  # the local trunk on a one-point "grid" whose channels are the whole member state
@@ -303,7 +309,10 @@ class Agent(nn.Module):
             g = torch.cat([g, torch.stack([inn.roll(-k, -1) for k in self.shifts], -2)], -2)
         if self.kg:  # kg_k(j) * innov_i(j + k): the gain row times the member's innovations
             inn = obs[..., self.innov_gate, :]  # (..., M, N)
-            g = torch.cat([g, torch.stack([obs[..., c, :] * inn.roll(-k, -1) for c, k in self.kg], -2)], -2)
+            prods = [
+                obs[..., c, :] * (obs[..., self.anom_ch, :] if k is None else inn.roll(-k, -1)) for c, k in self.kg
+            ]
+            g = torch.cat([g, torch.stack(prods, -2)], -2)
         return g
 
     def actor_step(self, obs, state, done):  # one step: obs (B, M, C, N), done (B,)

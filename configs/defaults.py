@@ -113,7 +113,9 @@ class Config:
     K = P H^T (H P H^T + R)^-1 (P the prior's covariance), at the observation of grid point j + k (0 where j + k is not
     observed, and 0 for an offset outside -(N - 1) // 2 ... N // 2, which would repeat a column on a small grid; periodic),
     times the innovation scale over the increment scale (so that sum_k kg_k(j) innov_i(j + k) is the
-    normalized increment K d_i): the multivariate form of gain, from the prior and R alone (no observation values). The user's original list: xa_prev,xb,dxa,y."""
+    normalized increment K d_i): the multivariate form of gain, from the prior and R alone (no observation values);
+    kgsr: K_jj + sqrt(1 - K_jj) - 1 at observed points (0 elsewhere), in increment units per normalized anomaly: what a
+    square-root filter adds back to the anomaly that the gain shrank (with gain_gate: a gate on kgsr * anom_i). The user's original list: xa_prev,xb,dxa,y."""
     agent_inflation: float = _f(0.0, 0.0, 100.0)
     """Multiplicative inflation of the agent's forecast anomalies before it sees them (a filter's prior
     inflation, applied to the agent's own ensemble every cycle). 1 = none; 0 = the teacher's inflation."""
@@ -205,7 +207,8 @@ class Config:
     gain_gate: bool = False
     """Local policy with innovation_gate and kg features: the increment at j also adds g_jk * kg_k(j) * innov_i(j + k) for
     every kg_k feature (g from the network): the prior's own Kalman gain row times the member's innovations is one
-    multiplication, as the innovation gate does for a scalar gain. The gain gate starts at 1 (the head's bias): an
+    multiplication, as the innovation gate does for a scalar gain; with kgsr and anom among the features also
+    g_j * kgsr(j) * anom_i(j), the square-root correction of the anomaly. The gain gate starts at 1 (the head's bias): an
     untrained agent applies its prior's Kalman gain to each member's innovation, and PPO refines that. Local and dense
     policies."""
     init_action_std: float = _f(0.05, 1e-4, 3.0)
@@ -355,7 +358,7 @@ def _cross_check(cfg: Config, source: str):
     if cfg.burn_in >= cfg.path_length:
         bad("burn_in", f"= {cfg.burn_in} must be < path_length = {cfg.path_length}")
     allowed = ("xb", "y", "innov", "mean", "spread", "anom", "xa_prev", "dxa",
-               "gain", *(f"corr{k}" for k in range(1, 17)), *(f"kg{k}" for k in range(-16, 17)))  # fmt: skip
+               "gain", *(f"corr{k}" for k in range(1, 17)), *(f"kg{k}" for k in range(-16, 17)), "kgsr")  # fmt: skip
     feats = [f.strip() for f in cfg.features.split(",")]
     for f in feats:
         if f not in allowed:

@@ -85,6 +85,7 @@ class EnKFVecEnv:
         # kg features in increment units per normalized innovation: kg_k(j) * innov_i(j + k) summed over k is the
         # normalized increment K d_i, so a gain gate of 1 applies the prior's Kalman gain exactly
         self.kg_scale = self.nc["innovation"][1] / self.nc["increment"][1]
+        self.sr_scale = self.nc["anomaly"][1] / self.nc["increment"][1]  # kgsr * anom_i: a normalized increment
         self.mask = torch.zeros(self.N, device=dev)
         self.mask[self.obs_op.idx] = 1.0
         self.paths = torch.tensor([1 if data.truth.shape[0] > 1 else 0])
@@ -137,6 +138,13 @@ class EnKFVecEnv:
                 k = int(f[4:])
                 c = (A * A.roll(-k, -1)).sum(1, keepdim=True) / (self.M - 1)  # (n, 1, N)
                 v = (c / (sd * sd.roll(-k, -1)).clamp_min(1e-12)).expand_as(Eb)
+            elif (
+                f == "kgsr"
+            ):  # the square-root correction of the anomaly at j: K_jj + sqrt(1 - K_jj) - 1 (0 unobserved)
+                if K is None:
+                    K = self._gain_rows(A)
+                kjj = (K[:, :, 0] * self.mask).clamp(0.0, 1.0)  # (n, N)
+                v = ((kjj + (1 - kjj).sqrt() - 1) * self.sr_scale).unsqueeze(1).expand_as(Eb)
             elif f.startswith("kg"):  # ensemble Kalman gain K[j, obs at j + k] of the prior (no observation values)
                 if K is None:
                     K = self._gain_rows(A)  # (n, N, N): K[:, j, j + k mod N]
