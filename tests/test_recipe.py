@@ -250,3 +250,32 @@ def test_gain_features_repeat_no_column_on_a_small_grid(tiny_data, tiny_cfg_file
     new = obs[:, :, (cfg.temporal_window - 1) * F :, :]
     nonzero = [k for i, k in enumerate(range(-8, 9)) if new[:, :, 2 + i].abs().sum() > 0]
     assert nonzero == list(range(-3, 5))
+
+
+def test_gain_and_square_root_gates_start_as_the_eakf_for_uncorrelated_variables(tiny_cfg_file, tiny_data):
+    """With a prior whose sample covariance is diagonal (Hadamard anomalies), the untrained agent's analysis with the
+    gain gate and kgsr is the serial EAKF's: mean + K d, anomalies times sqrt(1 - K), variable by variable."""
+    from enkf.env import EnKFVecEnv
+    from enkf.filters import eakf
+
+    _, _, _, d = tiny_data
+    kg = ",".join(f"kg{k}" for k in range(-3, 5))
+    cfg = load_config(tiny_cfg_file, {"features": f"xb,innov,anom,{kg},kgsr", "gain_gate": True, "rtps": 0.0,
+                                      "agent_inflation": 1.0})  # fmt: skip
+    env = EnKFVecEnv(cfg, d, 2, seed=0)
+    env.reset()
+    h = torch.tensor([[1.0]])
+    for _ in range(3):  # 8 x 8 Hadamard: orthogonal columns, so the anomalies are uncorrelated across variables
+        h = torch.cat([torch.cat([h, h], 1), torch.cat([h, -h], 1)], 0)
+    scale = torch.linspace(0.1, 0.5, cfg.N)  # small enough that no normalized feature is clipped at the bound
+    env.Eb = (d.truth[env.path, env.t].unsqueeze(1) + 0.3 + (h * scale).unsqueeze(0)).clone()  # (2, M=8, N=8)
+    f = env._features(torch.arange(2))  # (B, M, F, N)
+    obs = f.unsqueeze(1).expand(-1, cfg.temporal_window, -1, -1, -1).permute(0, 2, 1, 3, 4).reshape(2, 8, -1, cfg.N)
+    ag = P.Agent(cfg, env.C, 8, cfg.N)
+    assert ag.kg[-1][1] is None  # the kgsr gate
+    with torch.no_grad():
+        ag.actor_head.weight.zero_()
+    mean, _ = ag.actor_step(obs, ag.initial_state(2), torch.ones(2))
+    xa = env.analysis_from_action(mean)
+    want = eakf(env.Eb.double(), env.y[env.path, env.t].double(), env.obs_op, env.r, 1.0)
+    torch.testing.assert_close(xa.double(), want, rtol=2e-3, atol=2e-3)
