@@ -102,7 +102,7 @@ def eakf(E: torch.Tensor, y: torch.Tensor, obs: ObsOp, r, inflation=1.0) -> torc
         hm = hx.mean(-1, keepdim=True)  # (..., 1)
         d = hx - hm  # (..., M)
         var_p = (d * d).sum(-1, keepdim=True) / (M - 1)  # (..., 1)
-        var_p = var_p.clamp_min(torch.finfo(E.dtype).tiny)
+        var_p = var_p.clamp_min(1e-30)  # a variable without spread: no update (1/tiny would overflow hm / var_p)
         var_a = 1.0 / (1.0 / var_p + 1.0 / r[j])
         mean_a = var_a * (hm / var_p + y[..., j : j + 1] / r[j])
         dy = (mean_a - hm) + (torch.sqrt(var_a / var_p) - 1.0) * d  # (..., M) obs-space increments
