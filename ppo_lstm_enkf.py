@@ -35,7 +35,7 @@ from configs.defaults import FIELDS, LOGS_ROOT, Config, ConfigError, load_config
 from enkf import io
 from enkf.cycle import obs_setup
 from enkf.data import DataError, ensure_data
-from enkf.env import EnKFVecEnv
+from enkf.env import EnKFVecEnv, choose_gain_radius
 from enkf.filters import make_analysis
 from enkf.normalization import Normalizer
 from enkf.report import path_baselines, write_report
@@ -494,6 +494,9 @@ AGENT_ENV_FIELDS = (
 )  # how the env turns the agent's actions into an analysis
 
 
+LEGACY = {"inflation_adapt": 0.0, "gain_gate": False}  # the behaviour before these fields existed
+
+
 def load_checkpoint(path, device="cpu", flag: str = "--checkpoint") -> dict:
     """A checkpoint (training or pretrained) as a dict with at least agent, config and normalization;
     any unreadable file is one clear ConfigError."""
@@ -507,6 +510,7 @@ def load_checkpoint(path, device="cpu", flag: str = "--checkpoint") -> dict:
         raise ConfigError(f"{flag}: {p} is not a readable checkpoint ({type(e).__name__}: {str(e)[:120]})") from None
     if missing:
         raise ConfigError(f"{flag}: {p} is not an agent checkpoint (missing: {', '.join(missing)})")
+    st["config"] = LEGACY | st["config"]  # a field newer than the file: the value that reproduces the file's agent
     return st
 
 
@@ -629,6 +633,7 @@ def train(cfg: Config, args: Args, on_eval=None) -> dict:
         data = dataclasses.replace(data, norm=Normalizer.from_dict(init["normalization"]))  # the agent's own scales
     if data.truth.shape[0] < 2:
         raise ConfigError(f"{args.config}: field 'num_paths' must be >= 2 for training (path 0 is held out)")
+    cfg = choose_gain_radius(cfg, data, device=device)  # gain_radius 0: chosen on training paths, kept with the agent
 
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)

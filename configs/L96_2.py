@@ -11,8 +11,4 @@ config = dict(
     inflation=5.0,
     noise_strength=1.0,
     loc_radii="2,4,6,10,20",  # the LETKF half-widths the tuning sweeps (N = 17: 20 is close to global)
-    # the agent's prior inflation, pinned to what the round-2 L96_2 run used. Derived from the finer filter
-    # tuning of issue 17 it would change (L96_1: 1.35 -> 1.1, which collapses the ensemble; docs/results.md).
-    # An adaptive spread control is to replace this pin.
-    agent_inflation=1.35,
 )

@@ -24,12 +24,4 @@ config = dict(
     noise_strength=1.0,
     spinup_steps=200_000,
     burn_in=100,
-    # the agent (issue 13): a local gain row over the innovations up to 4 points away (= obs_stride), and the
-    # member correlations up to that distance; the rest is the default recipe (truth target, CRPS, RTPS 0.2)
-    innovation_reach=4,
-    features="xb,y,innov,mean,spread,anom,corr1,corr2,corr3,corr4,gain",
-    # the agent's prior inflation, pinned to what pretrained/L96_sparse.pt used. Derived from the finer filter
-    # tuning of issue 17 it would change (L96_1: 1.35 -> 1.1, which collapses the ensemble; docs/results.md).
-    # An adaptive spread control is to replace this pin.
-    agent_inflation=1.05,
 )

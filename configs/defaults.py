@@ -105,7 +105,7 @@ class Config:
     the whole of path 0."""
     temporal_window: int = _f(3, 1, 64)
     """Number of past steps of features stacked into each observation."""
-    features: str = "xb,y,innov,mean,spread,anom,corr1,corr2,gain"
+    features: str = "xb,y,innov,mean,spread,anom,corr1,corr2,gain,kg-8,kg-7,kg-6,kg-5,kg-4,kg-3,kg-2,kg-1,kg0,kg1,kg2,kg3,kg4,kg5,kg6,kg7,kg8,kgsr"
     """Comma list of per-cell input features: xb, y, innov (y - H xb_i), mean, spread, anom (xb_i - mean),
     xa_prev (previous analysis of the member), dxa (its change); ensemble context from xb and y alone:
     corr1 ... corr16 (correlation across members of x_j with x_{j+k}, periodic; k < N), gain (s_j^2 / (s_j^2 + r) at
@@ -119,14 +119,14 @@ class Config:
     agent_inflation: float = _f(0.0, 0.0, 100.0)
     """Multiplicative inflation of the agent's forecast anomalies before it sees them (a filter's prior
     inflation, applied to the agent's own ensemble every cycle). 1 = none; 0 = the teacher's inflation."""
-    inflation_adapt: float = _f(0.0, 0.0, 1.0)
+    inflation_adapt: float = _f(0.05, 0.0, 1.0)
     """Adaptive prior inflation of the agent's forecast ensemble: each cycle, per env, the inflation factor squared moves
     this fraction of the way to what the innovations ask for, (d.d - tr R) / tr(H P H^T) with d = y - H mean(xb)
     (Desroziers et al. 2005; Miyoshi 2011), clipped to [1, inflation_adapt_max^2]; it starts at agent_inflation with
     each episode. Computed from the forecast and the observations only. 0 = the fixed agent_inflation."""
     inflation_adapt_max: float = _f(3.0, 1.0, 100.0)
     """Upper bound of the adaptive inflation factor."""
-    rtps: float = _f(0.2, 0.0, 1.0)
+    rtps: float = _f(0.0, 0.0, 1.0)
     """Relaxation to prior spread (Whitaker & Hamill 2012) applied to the agent's analysis per grid point:
     anomalies scaled by 1 + rtps (sigma_b - sigma_a) / sigma_a (0 = off)."""
     action: str = _f("increment", choices=("increment", "absolute"))
@@ -204,7 +204,13 @@ class Config:
     """Local policy with innovation_gate: the increment at j also adds c_jk * innov_i(j + k) for 0 < |k| <= reach
     (c from the network): a local gain row over the neighbours' innovations, so points without an observation
     can take in the observations around them (sparse observations: use about obs_stride). 0 = own point only."""
-    gain_gate: bool = False
+    gain_radius: float = _f(0.0, 0.0, 1e6)
+    """Gaspari-Cohn half-width (grid points) that localizes the prior covariance of the kg/kgsr features:
+    K = (rho o P) H^T (H (rho o P) H^T + R)^-1, as the LETKF localizes (20 members cannot estimate far correlations).
+    0 (default): chosen when training starts (enkf.env.choose_gain_radius): of the config's loc_radii (or loc_radius)
+    and none, the one whose untrained gain-gated analysis has the lowest RMSE on training paths 1-4 (never path 0
+    or a held-out truth); kept with the agent. 1e6: none."""
+    gain_gate: bool = True
     """Local policy with innovation_gate and kg features: the increment at j also adds g_jk * kg_k(j) * innov_i(j + k) for
     every kg_k feature (g from the network): the prior's own Kalman gain row times the member's innovations is one
     multiplication, as the innovation gate does for a scalar gain; with kgsr and anom among the features also

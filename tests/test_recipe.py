@@ -37,18 +37,19 @@ def test_dense_policy_is_member_equivariant_and_subsets_exactly():
     m3, _ = ag.actor_sequence(obs, cells, done, members=sub)  # the update's member subset, pooling over all
     torch.testing.assert_close(m3, m[:, :, sub])
     # the gates: the head multiplies the newest anomaly and innovation of each variable
-    assert ag.gate_idx and ag.actor_head.out_features == (1 + len(ag.gate_idx)) * 3
+    assert ag.gate_idx and ag.actor_head.out_features == (1 + len(ag.gate_idx) + len(ag.kg)) * 3
     assert ag.get_value(obs[0]).shape == (2, 10, 3)
 
 
 def test_imitation_warm_start_learns_the_filter(tiny_cfg_file, tiny_data, tmp_path, monkeypatch):
-    """With imitation only (fraction 1), the regression loss falls and the agent's analysis on path 0 gets close to
+    """With imitation only (fraction 1), an agent without the gain gate (which would start at the filter already): the
+    regression loss falls and the agent's analysis on path 0 gets close to
     the filter it imitates; the loss is logged and the run evaluates."""
     monkeypatch.setattr(P, "LOGS_ROOT", tmp_path)
     _, data_dir, _, _ = tiny_data
     out = P.train(*P.parse_args(["--config", str(tiny_cfg_file), "--data-dir", str(data_dir), "--run-name", "imi",
                                  "--imitation-fraction", "1", "--total-timesteps", "8192", "--learning-rate", "3e-3",
-                                 "--no-progress"]))  # fmt: skip
+                                 "--no-progress", "--no-gain-gate", "--features", "xb,y,innov,mean,spread,anom,gain"]))  # fmt: skip
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     ea = EventAccumulator(str(tmp_path / "tiny" / "runs" / "imi"))
@@ -174,6 +175,7 @@ def test_gain_features_give_the_filter_mean_update(stride):
     cfg = load_config("configs/L96_1.py", {"obs_stride": stride, "innovation_reach": 4})
     env = EnKFVecEnv.__new__(EnKFVecEnv)  # only the gain rows are needed: no data
     env.obs_op, env.r, env.N = *obs_setup(cfg), cfg.N
+    env.rho = torch.ones(cfg.N, cfg.N)  # no localization: the ETKF's global gain
     g = torch.Generator().manual_seed(1)
     E = torch.randn(3, 20, cfg.N, generator=g, dtype=torch.float64) * torch.linspace(0.5, 2, cfg.N, dtype=torch.float64)
     E = E + 0.5 * E.roll(1, -1)
@@ -221,7 +223,7 @@ def test_gain_gate_starts_as_the_kalman_update_of_each_member(tiny_cfg_file, tin
 
     _, _, _, d = tiny_data
     kg = ",".join(f"kg{k}" for k in range(-3, 5))  # N = 8: every column of the gain
-    cfg = load_config(tiny_cfg_file, {"features": f"xb,innov,anom,{kg}", "gain_gate": True, "rtps": 0.0,
+    cfg = load_config(tiny_cfg_file, {"features": f"xb,innov,anom,{kg}", "gain_gate": True, "rtps": 0.0, "gain_radius": 1e6,
                                       "agent_inflation": 1.3, "policy": policy})  # fmt: skip
     env = EnKFVecEnv(cfg, d, 3, seed=0)
     obs = env.reset()
