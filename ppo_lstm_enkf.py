@@ -494,7 +494,7 @@ AGENT_ENV_FIELDS = (
 )  # how the env turns the agent's actions into an analysis
 
 
-LEGACY = {"inflation_adapt": 0.0, "gain_gate": False}  # the behaviour before these fields existed
+LEGACY = {"inflation_adapt": 0.0, "gain_gate": False, "gain_radius": 1e6}  # the behaviour before these fields existed
 
 
 def load_checkpoint(path, device="cpu", flag: str = "--checkpoint") -> dict:
