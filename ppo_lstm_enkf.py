@@ -491,6 +491,7 @@ AGENT_ENV_FIELDS = (
     "rtps",
     "inflation_adapt",
     "inflation_adapt_max",
+    "gain_radius",
 )  # how the env turns the agent's actions into an analysis
 
 
