@@ -59,7 +59,7 @@ eval: install ## benchmark suite on held-out data: filters + agent CHECKPOINT (d
 	$(PY) scripts/evaluate.py --config $(CONFIG) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) $(ARGS)
 
 eval-all: install ## every shipped agent (seed mean) vs the best tuned filter on its held-out set: docs/eval_all.md
-	$(PY) scripts/eval_all.py $(ARGS)
+	$(PY) scripts/eval_all.py --jobs 2 $(ARGS)
 
 eval-path0: install ## evaluate CHECKPOINT on held-out path 0 only (plots + summary beside the run)
 	@test -n "$(CHECKPOINT)" || { echo "usage: make eval-path0 CHECKPOINT=logs/<config>/runs/<run>/checkpoints/best.pt"; exit 2; }

@@ -106,6 +106,20 @@ def table(results: list[dict], sizes: list[int]) -> list[str]:
     return out
 
 
+def _one(name: str, job: tuple, threads: int = 0) -> dict:
+    """summarize_config for one config, timed; a config or data error becomes the row's error."""
+    if threads:
+        torch.set_num_threads(threads)
+    t1 = time.time()
+    try:
+        r = summarize_config(name, *job)
+    except (ConfigError, DataError) as e:
+        r = {"config": name, "error": str(e)}
+    r["seconds"] = round(time.time() - t1, 1)
+    print(f"[eval-all] {name}: {r['seconds']:.0f} s", file=sys.stderr)
+    return r
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python scripts/eval_all.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--configs", default=",".join(CONFIGS))
@@ -117,6 +131,7 @@ def main(argv=None) -> int:
     ap.add_argument("--pretrained-dir", default=str(ROOT / "pretrained"))
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--jobs", type=int, default=1, help="configs evaluated at once, one process (and core) each")
     a = ap.parse_args(argv)
     try:
         names = [c.strip() for c in a.configs.split(",") if c.strip()]
@@ -130,16 +145,14 @@ def main(argv=None) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
     t0 = time.time()
-    results = []
-    for n in names:
-        t1 = time.time()
-        try:
-            results.append(summarize_config(n, sizes, not a.quiet, a.paths, a.cycles, Path(a.configs_dir),
-                                            Path(a.pretrained_dir)))  # fmt: skip
-        except (ConfigError, DataError) as e:
-            results.append({"config": n, "error": str(e)})
-        results[-1]["seconds"] = round(time.time() - t1, 1)
-        print(f"[eval-all] {n}: {results[-1]['seconds']:.0f} s", file=sys.stderr)
+    job = (sizes, not a.quiet and a.jobs == 1, a.paths, a.cycles, Path(a.configs_dir), Path(a.pretrained_dir))
+    if a.jobs > 1:  # one process per config, a.jobs at a time (each on one torch thread)
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(a.jobs) as ex:
+            results = list(ex.map(_one, names, [job] * len(names), [1] * len(names)))
+    else:
+        results = [_one(n, job) for n in names]
     secs = time.time() - t0
     cmd = "python scripts/eval_all.py " + " ".join(argv if argv is not None else sys.argv[1:])
     md = ["# All configs: the shipped agents against the best classical filter (held-out sets)", "",

@@ -64,8 +64,9 @@ def test_imitation_warm_start_learns_the_filter(tiny_cfg_file, tiny_data, tmp_pa
 
 
 def test_eval_all_writes_one_table_with_seed_means(tiny_cfg_file, tiny_data, tmp_path, monkeypatch):
-    """make eval-all on a tiny config: two seed agents give a mean ± std, the best tuned filter is named, the
-    shipped agent's N_ens ratios are filled; a config without an agent says so."""
+    """make eval-all on a tiny config (two configs in two processes): two seed agents give a mean ± std, the best tuned
+    filter is named, the shipped agent's N_ens ratios are filled where the filters are tuned; a config without an
+    agent says so."""
     import shutil
 
     import enkf.tuned as T
@@ -94,8 +95,8 @@ def test_eval_all_writes_one_table_with_seed_means(tiny_cfg_file, tiny_data, tmp
         )
     shutil.copy(pre / "seeds" / "tiny_s1.pt", pre / "tiny.pt")
     out = tmp_path / "all.md"
-    argv = ["--configs", "tiny,other", "--n-ens", "4,8", "--paths", "2", "--cycles", "30", "--configs-dir", str(cfgs),
-            "--pretrained-dir", str(pre), "--out", str(out), "--quiet"]  # fmt: skip
+    argv = ["--configs", "tiny,other", "--n-ens", "4,8,16", "--paths", "2", "--cycles", "30", "--configs-dir", str(cfgs),
+            "--pretrained-dir", str(pre), "--out", str(out), "--quiet", "--jobs", "2"]  # fmt: skip
     assert EA.main(argv) == 0
     res = json.loads(out.with_suffix(".json").read_text())["results"]
     tiny, other = res
@@ -106,6 +107,7 @@ def test_eval_all_writes_one_table_with_seed_means(tiny_cfg_file, tiny_data, tmp
     assert "agent_rmse" not in other
     md = out.read_text()
     assert "| tiny |" in md and "no shipped agent" in md and "ratio N_ens 4" in md
+    assert tiny["not_tuned"] == [16] and "no committed tuned filters at N_ens 16" in md  # not tuned here: left out
 
 
 def test_innovation_inflation_recovers_a_known_underdispersion():
