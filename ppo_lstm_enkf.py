@@ -117,65 +117,35 @@ def conv(cin, cout, k, std=math.sqrt(2)):
     return layer_init(nn.Conv1d(cin, cout, k, padding=k // 2, padding_mode="circular"), std)
 
 
+def mlp(D, H, out=0):
+    """Linear(D, H), tanh, Linear(H, H), tanh; with out > 0 then Linear(H, out) (std 1: a value head)."""
+    layers = [layer_init(nn.Linear(D, H)), nn.Tanh(), layer_init(nn.Linear(H, H)), nn.Tanh()]
+    return nn.Sequential(*layers, *([layer_init(nn.Linear(H, out), std=1.0)] if out else []))
+
+
 class Agent(nn.Module):
-    """local: per member, circular convs over the grid (weights shared by members and grid points), an LSTM
-    per (member, grid point) cell, a 1x1 head: one Gaussian increment per cell. dense (small, non-periodic
-    states such as Lorenz-63): per member an MLP over its whole (C, N) observation with the same member pooling and
-    gates, an LSTM per member, a head with one increment per variable; weights shared by members, tied to N.
-    global: one MLP + LSTM over the whole ensemble state (the user's original). member (policy global with agents per-member): one MLP +
-    LSTM per member over its own (C, N) observation, weights shared by members (the user's multi-agent
-    network). Critic: the same conv (or MLP) trunk without the LSTM, one value per cell (per member with
-    agents per-member). Observations (B, M, C, N) -> means and values (B, M, N)."""
+    """Policy and critic: observations (B, M, C, N) -> Gaussian means and values (B, M, N). Agent(cfg, C, M, N)
+    builds the class of the network kind: LocalAgent (policy local), DenseAgent (dense), GlobalAgent (global) or
+    MemberAgent (global with agents per-member). The base holds what the kinds share: the LSTM over each kind's
+    cells (zeroed at episode starts), the clamped log-std, the gate inputs, actor_sequence / actor_step; a kind
+    builds encoder, critic and actor_head and defines _encode, _head, cells and get_value."""
+
+    kind = ""
+
+    def __new__(cls, cfg: Config | None = None, *args, **kwargs):
+        if cls is Agent:  # dispatch on the network kind
+            kind = "member" if (cfg.agents == "per-member" and cfg.policy == "global") else cfg.policy
+            cls = {"local": LocalAgent, "dense": DenseAgent, "member": MemberAgent}.get(kind, GlobalAgent)
+        return super().__new__(cls)
 
     def __init__(self, cfg: Config, C: int, M: int, N: int):
         super().__init__()
         self.M, self.N, H, L = M, N, cfg.hidden, cfg.lstm_hidden
         self.per_member = cfg.agents == "per-member"
-        self.kind = "member" if (self.per_member and cfg.policy == "global") else cfg.policy
-        # anomaly gate: mean_i = a_i + b_i * anom_i, so scaling a member's anomaly (what a square-root filter
-        # does) is one multiplication instead of something the tanh layers must approximate
-        feats = cfg.feature_list
-        F = C // cfg.temporal_window
-        # innovation gate: + c_i * innov_i, so a gain times the member's innovation (what a Kalman update does)
-        # is one multiplication as well. gate_idx: channels of the newest window step that the head multiplies.
-        last = (cfg.temporal_window - 1) * F
-        gates = [f for f, on in (("anom", cfg.anomaly_gate), ("innov", cfg.innovation_gate)) if on and f in feats]
-        self.gate_idx = [last + feats.index(f) for f in gates] if self.kind in ("local", "dense") else []
-        # innovation reach R: the innovations of the points j+k, 0 < |k| <= R, gate the increment at j as well
-        # (c_jk * innov_i(j+k): a local Kalman gain row), so unobserved points take in their neighbours' innovations
-        innov = "innov" in gates and self.kind == "local"
-        self.reach = cfg.innovation_reach if innov else 0
-        self.shifts = [k for k in range(-self.reach, self.reach + 1) if k != 0]
-        self.innov_gate = self.gate_idx[gates.index("innov")] if innov else None
-        # gain gate: for every kg feature k, + g_k * kg_k(j) * innov_i(j+k) (the prior's Kalman gain times the innovation)
-        kgs = [f for f in feats if f.startswith("kg")] if innov and cfg.gain_gate else []
-        self.kg = [(last + feats.index(f), int(f[2:])) for f in kgs]  # (channel, offset k)
         self.lstm_layers = cfg.lstm_layers
-        self.mix = cfg.member_mix and self.kind in ("local", "dense")
-        if self.kind == "dense":  # the local trunk on a one-point "grid" whose channels are the whole member state
-            D, H2 = C * N, 2 * H if self.mix else H
-            self.encoder = nn.Sequential(layer_init(nn.Linear(D, H)), nn.Tanh(), conv(H2, H, 1), nn.Tanh())
-            self.critic = nn.Sequential(layer_init(nn.Linear(D, H)), nn.Tanh(), layer_init(nn.Linear(H, H)), nn.Tanh(),
-                                        layer_init(nn.Linear(H, N), std=1.0))  # fmt: skip
-            self.actor_head = layer_init(nn.Linear(L or H, (1 + len(self.gate_idx)) * N), std=0.01)
-        elif self.kind == "local":  # with member_mix the second conv also sees the members' mean of the first's
-            self.encoder = nn.Sequential(conv(C, H, cfg.kernel), nn.Tanh(), conv(2 * H if self.mix else H, H, cfg.kernel),
-                                         nn.Tanh())  # fmt: skip
-            self.critic = nn.Sequential(conv(C, H, cfg.kernel), nn.Tanh(), conv(H, H, cfg.kernel), nn.Tanh(),
-                                        conv(H, 1, 1, std=1.0))  # fmt: skip
-            self.actor_head = conv(L or H, 1 + len(self.gate_idx) + len(self.shifts) + len(self.kg), 1, std=0.01)
-        elif self.kind == "member":
-            D = C * N
-            self.encoder = nn.Sequential(layer_init(nn.Linear(D, H)), nn.Tanh(), layer_init(nn.Linear(H, H)), nn.Tanh())
-            self.critic = nn.Sequential(layer_init(nn.Linear(D, H)), nn.Tanh(), layer_init(nn.Linear(H, H)), nn.Tanh(),
-                                        layer_init(nn.Linear(H, 1), std=1.0))  # fmt: skip
-            self.actor_head = layer_init(nn.Linear(L or H, N), std=0.01)
-        else:
-            D = M * C * N
-            self.encoder = nn.Sequential(layer_init(nn.Linear(D, H)), nn.Tanh(), layer_init(nn.Linear(H, H)), nn.Tanh())
-            self.critic = nn.Sequential(layer_init(nn.Linear(D, H)), nn.Tanh(), layer_init(nn.Linear(H, H)), nn.Tanh(),
-                                        layer_init(nn.Linear(H, M * N), std=1.0))  # fmt: skip
-            self.actor_head = layer_init(nn.Linear(L or H, M * N), std=0.01)
+        # member pooling and head gates (LocalAgent, DenseAgent: PooledAgent._gates)
+        self.mix, self.gate_idx, self.innov_gate, self.reach, self.shifts, self.kg = False, [], None, 0, [], []
+        self._build(cfg, C, M, N, H, L or H)  # encoder, critic, actor_head: in this order (seeded weights)
         self.lstm = nn.LSTM(H, L, num_layers=cfg.lstm_layers) if L > 0 else None
         if self.lstm is not None:
             for name, p in self.lstm.named_parameters():
@@ -186,86 +156,37 @@ class Agent(nn.Module):
         self.actor_logstd = nn.Parameter(torch.tensor(math.log(cfg.init_action_std)))
         self.min_logstd, self.max_logstd = math.log(cfg.min_action_std), math.log(cfg.max_action_std)
 
+    def _build(self, cfg: Config, C: int, M: int, N: int, H: int, L: int):  # L: the head's input size
+        raise NotImplementedError
+
+    def _encode(self, obs, members=None):  # (B, M, C, N) -> (cells(B, K), H); K = len(members) or M
+        raise NotImplementedError
+
+    def _head(self, h, B, M, gates=None):  # (cells(B, M), L) -> (B, M, N); gates (B, M, G, N)
+        raise NotImplementedError
+
+    def get_value(self, obs):  # (..., M, C, N) -> (..., M, N)
+        raise NotImplementedError
+
     def cells(self, B: int, M: int | None = None) -> int:
-        """Number of LSTM sequences for B envs of M members."""
-        return B * (M or self.M) * (self.N if self.kind == "local" else 1) if self.kind != "global" else B  # dense: B*M
+        """Number of LSTM sequences for B envs of M members (here one per member)."""
+        return B * (M or self.M)
 
     def initial_state(self, B: int, device="cpu"):
         L = self.lstm.hidden_size if self.lstm is not None else 1
         z = torch.zeros(self.lstm_layers, self.cells(B), L, device=device)
         return (z, z.clone())
 
+    def select_state(self, state, envs, members=slice(None)):
+        """The LSTM state (layers, cells(B), L) of envs (and members): (layers, cells(b, K), L)."""
+        return tuple(s.view(s.shape[0], -1, self.M, self.cells(1, 1), s.shape[-1])[:, envs][:, :, members]
+                     .reshape(s.shape[0], -1, s.shape[-1]) for s in state)  # fmt: skip
+
     def log_std(self):
         return self.actor_logstd.clamp(self.min_logstd, self.max_logstd)
 
-    def _encode(self, obs, members=None):  # (B, M, C, N) -> (cells(B, K), H); K = len(members) or M
-        B, M, C, N = obs.shape
-        if self.kind in ("local", "dense"):
-            if members is not None and not self.mix:
-                obs, M = obs[:, members], obs[:, members].shape[1]  # members are independent sequences
-            if self.kind == "dense":  # (B, M, C, N) -> (B, M, H, 1): the whole member state on one point
-                D = C * N
-                layer1 = lambda x: self.encoder[1](self.encoder[0](x.reshape(B, x.shape[1], D))).unsqueeze(-1)  # noqa: E731
-                N = 1
-            else:
-                layer1 = lambda x: self.encoder[1](self.encoder[0](x.reshape(-1, C, N))).view(B, x.shape[1], -1, N)  # noqa: E731
-            if self.mix and members is not None and torch.is_grad_enabled():
-                # the update: the pool's value over all M members, its gradient through the K acting members
-                # only (scaled by M/K: an unbiased estimate), so the other members need no backward pass
-                with torch.no_grad():
-                    pool_all = layer1(obs).mean(1, keepdim=True)  # (B, 1, H, N)
-                h = layer1(obs[:, members])  # (B, K, H, N)
-                pool = pool_all + (h - h.detach()).mean(1, keepdim=True)
-                h = torch.cat([h, pool.expand_as(h)], 2)  # (B, K, 2H, N)
-                M = h.shape[1]
-                h = h.reshape(B * M, -1, N)
-            elif self.mix:  # DeepSets pooling: every member also sees the ensemble mean of each channel
-                h = layer1(obs)  # (B, M, H, N)
-                h = torch.cat([h, h.mean(1, keepdim=True).expand_as(h)], 2)  # (B, M, 2H, N)
-                if members is not None:
-                    h = h[:, members]
-                M = h.shape[1]
-                h = h.reshape(B * M, -1, N)
-            else:
-                h = layer1(obs).reshape(B * M, -1, N)  # (B*M, H, N)
-            h = self.encoder[3](self.encoder[2](h))  # (B*M, H, N)
-            return h.permute(0, 2, 1).reshape(B * M * N, -1)  # (B*M*N, H)
-        if self.kind == "member":
-            return self.encoder(obs.reshape(B * M, C * N))  # (B*M, H)
-        return self.encoder(obs.reshape(B, -1))  # (B, H)
-
-    def _head(self, h, B, M, gates=None):  # (cells(B, M), L) -> (B, M, N); gates (B, M, G, N)
-        if self.kind == "dense":
-            out = self.actor_head(h).reshape(B * M, -1, self.N)  # (B*M, 1 + G, N)
-            if not self.gate_idx:
-                return out.reshape(B, M, self.N)
-            g = gates.reshape(B * M, -1, self.N)
-            return (out[:, 0] + (out[:, 1:] * g).sum(1)).reshape(B, M, self.N)
-        if self.kind == "local":
-            h = h.reshape(B * M, self.N, -1).permute(0, 2, 1)  # (B*M, L, N)
-            out = self.actor_head(h)  # (B*M, 1 + G, N)
-            if not self.gate_idx:
-                return out.reshape(B, M, self.N)
-            g = gates.reshape(B * M, -1, self.N)  # (B*M, G, N)
-            return (out[:, 0] + (out[:, 1:] * g).sum(1)).reshape(B, M, self.N)
-        return self.actor_head(h).reshape(B, M if self.kind == "member" else self.M, self.N)
-
     def _done_mask(self, done, B, M):  # (B,) -> (cells(B, M), 1)
-        d = done.float()
-        if self.kind != "global":
-            d = d.repeat_interleave(M * (self.N if self.kind == "local" else 1))
-        return d.unsqueeze(-1)
-
-    def get_value(self, obs):  # (..., M, C, N) -> (..., M, N)
-        *lead, M, C, N = obs.shape
-        if self.kind == "member":  # one value per agent
-            return self.critic(obs.reshape(-1, C * N)).reshape(*lead, M, 1).expand(*lead, M, N)
-        if self.kind == "dense":
-            return self.critic(obs.reshape(-1, C * N)).reshape(*lead, M, N)
-        if self.kind == "local":
-            v = self.critic(obs.reshape(-1, C, N)).reshape(*lead, M, N)
-            return v.mean(-1, keepdim=True).expand_as(v) if self.per_member else v
-        return self.critic(obs.reshape(-1, M * C * N)).reshape(*lead, M, N)
+        return done.float().repeat_interleave(self.cells(1, M)).unsqueeze(-1)
 
     def actor_sequence(self, obs, state, done, members=None):
         """obs (S, B, M, C, N), done (S, B) (1 where obs starts a new episode), state: LSTM state before
@@ -305,6 +226,168 @@ class Agent(nn.Module):
     def actor_step(self, obs, state, done):  # one step: obs (B, M, C, N), done (B,)
         mean, state = self.actor_sequence(obs.unsqueeze(0), state, done.unsqueeze(0))
         return mean[0], state
+
+
+class PooledAgent(Agent):
+    """local and dense: one network shared by the members, each member an independent sequence; with member_mix
+    its second layer also sees the members' mean of the first's channels (DeepSets pooling); head gates."""
+
+    def _gates(self, cfg: Config, C: int):
+        """anomaly gate: mean_i = a_i + b_i * anom_i, so scaling a member's anomaly (what a square-root filter does)
+        is one multiplication instead of something the tanh layers must approximate; innovation gate: + c_i * innov_i,
+        so is a gain times the member's innovation (what a Kalman update does). gate_idx: channels of the newest
+        window step that the head multiplies. Returns the gated features and the newest step's first channel."""
+        feats, F = cfg.feature_list, C // cfg.temporal_window
+        last = (cfg.temporal_window - 1) * F
+        gates = [f for f, on in (("anom", cfg.anomaly_gate), ("innov", cfg.innovation_gate)) if on and f in feats]
+        self.gate_idx = [last + feats.index(f) for f in gates]
+        self.mix = cfg.member_mix
+        return gates, last
+
+    def _layer1(self, x):  # (B, K, C, N) -> (B, K, H, n): the first layer, per member
+        raise NotImplementedError
+
+    def _encode(self, obs, members=None):  # (B, M, C, N) -> (cells(B, K), H); K = len(members) or M
+        B = obs.shape[0]
+        if members is not None and not self.mix:
+            obs = obs[:, members]  # members are independent sequences
+        if self.mix and members is not None and torch.is_grad_enabled():
+            # the update: the pool's value over all M members, its gradient through the K acting members
+            # only (scaled by M/K: an unbiased estimate), so the other members need no backward pass
+            with torch.no_grad():
+                pool_all = self._layer1(obs).mean(1, keepdim=True)  # (B, 1, H, n)
+            h = self._layer1(obs[:, members])  # (B, K, H, n)
+            pool = pool_all + (h - h.detach()).mean(1, keepdim=True)
+            h = torch.cat([h, pool.expand_as(h)], 2)  # (B, K, 2H, n)
+        elif self.mix:  # every member also sees the ensemble mean of each channel
+            h = self._layer1(obs)  # (B, M, H, n)
+            h = torch.cat([h, h.mean(1, keepdim=True).expand_as(h)], 2)  # (B, M, 2H, n)
+            if members is not None:
+                h = h[:, members]
+        else:
+            h = self._layer1(obs)  # (B, M, H, n)
+        K, n = h.shape[1], h.shape[-1]
+        h = self.encoder[3](self.encoder[2](h.reshape(B * K, -1, n)))  # (B*K, H, n)
+        return h.permute(0, 2, 1).reshape(B * K * n, -1)  # (B*K*n, H)
+
+    def _gated(self, out, B, M, gates):  # head out (B*M, 1 + G, N), gates (B, M, G, N) -> (B, M, N)
+        if not self.gate_idx:
+            return out.reshape(B, M, self.N)
+        g = gates.reshape(B * M, -1, self.N)  # (B*M, G, N)
+        return (out[:, 0] + (out[:, 1:] * g).sum(1)).reshape(B, M, self.N)
+
+
+class LocalAgent(PooledAgent):
+    """local: per member, circular convs over the grid (weights shared by members and grid points), an LSTM per
+    (member, grid point) cell, a 1x1 head: one Gaussian increment per cell; runs for any M and N. Critic: the
+    same conv trunk without the LSTM, one value per cell (with agents per-member its mean over the grid)."""
+
+    kind = "local"
+
+    def _build(self, cfg, C, M, N, H, L):
+        gates, last = self._gates(cfg, C)
+        if "innov" in gates:
+            # innovation reach R: the innovations of the points j+k, 0 < |k| <= R, gate the increment at j as well
+            # (c_jk * innov_i(j+k): a local Kalman gain row), so unobserved points take in their neighbours' innovations
+            self.reach, self.innov_gate = cfg.innovation_reach, self.gate_idx[gates.index("innov")]
+            self.shifts = [k for k in range(-self.reach, self.reach + 1) if k != 0]
+            # gain gate: for every kg feature k, + g_k * kg_k(j) * innov_i(j+k) (the prior's Kalman gain times the innovation)
+            kgs = [f for f in cfg.feature_list if f.startswith("kg")] if cfg.gain_gate else []
+            self.kg = [(last + cfg.feature_list.index(f), int(f[2:])) for f in kgs]  # (channel, offset k)
+        k = cfg.kernel
+        self.encoder = nn.Sequential(conv(C, H, k), nn.Tanh(), conv(2 * H if self.mix else H, H, k), nn.Tanh())
+        self.critic = nn.Sequential(conv(C, H, k), nn.Tanh(), conv(H, H, k), nn.Tanh(), conv(H, 1, 1, std=1.0))
+        self.actor_head = conv(L, 1 + len(self.gate_idx) + len(self.shifts) + len(self.kg), 1, std=0.01)
+
+    def cells(self, B: int, M: int | None = None) -> int:
+        return B * (M or self.M) * self.N  # one per (member, grid point)
+
+    def _layer1(self, x):  # (B, K, C, N) -> (B, K, H, N)
+        B, K, C, N = x.shape
+        return self.encoder[1](self.encoder[0](x.reshape(-1, C, N))).view(B, K, -1, N)
+
+    def _head(self, h, B, M, gates=None):  # (B*M*N, L) -> (B, M, N)
+        h = h.reshape(B * M, self.N, -1).permute(0, 2, 1)  # (B*M, L, N)
+        return self._gated(self.actor_head(h), B, M, gates)  # head (B*M, 1 + G, N)
+
+    def get_value(self, obs):
+        *lead, M, C, N = obs.shape
+        v = self.critic(obs.reshape(-1, C, N)).reshape(*lead, M, N)
+        return v.mean(-1, keepdim=True).expand_as(v) if self.per_member else v
+
+
+class DenseAgent(PooledAgent):
+    """dense (small, non-periodic states such as Lorenz-63): the local trunk on a one-point "grid" whose channels
+    are the whole member state: per member an MLP over its (C, N) observation with the same member pooling and
+    gates, an LSTM per member, a head with one increment per variable; weights shared by members, tied to N."""
+
+    kind = "dense"
+
+    def _build(self, cfg, C, M, N, H, L):
+        self._gates(cfg, C)
+        D, H2 = C * N, 2 * H if self.mix else H
+        self.encoder = nn.Sequential(layer_init(nn.Linear(D, H)), nn.Tanh(), conv(H2, H, 1), nn.Tanh())
+        self.critic = mlp(D, H, N)
+        self.actor_head = layer_init(nn.Linear(L, (1 + len(self.gate_idx)) * N), std=0.01)
+
+    def _layer1(self, x):  # (B, K, C, N) -> (B, K, H, 1): the whole member state on one point
+        B, K, C, N = x.shape
+        return self.encoder[1](self.encoder[0](x.reshape(B, K, C * N))).unsqueeze(-1)
+
+    def _head(self, h, B, M, gates=None):  # (B*M, L) -> (B, M, N)
+        return self._gated(self.actor_head(h).reshape(B * M, -1, self.N), B, M, gates)  # head (B*M, 1 + G, N)
+
+    def get_value(self, obs):
+        *lead, M, C, N = obs.shape
+        return self.critic(obs.reshape(-1, C * N)).reshape(*lead, M, N)
+
+
+class MemberAgent(Agent):
+    """member (policy global with agents per-member, the user's multi-agent network): one MLP + LSTM per member
+    over its own (C, N) observation, weights shared by members; the critic one value per agent."""
+
+    kind = "member"
+
+    def _build(self, cfg, C, M, N, H, L):
+        self.encoder, self.critic = mlp(C * N, H), mlp(C * N, H, 1)
+        self.actor_head = layer_init(nn.Linear(L, N), std=0.01)
+
+    def _encode(self, obs, members=None):  # (B, M, C, N) -> (B*M, H)
+        B, M, C, N = obs.shape
+        return self.encoder(obs.reshape(B * M, C * N))
+
+    def _head(self, h, B, M, gates=None):  # (B*M, L) -> (B, M, N)
+        return self.actor_head(h).reshape(B, M, self.N)
+
+    def get_value(self, obs):
+        *lead, M, C, N = obs.shape
+        return self.critic(obs.reshape(-1, C * N)).reshape(*lead, M, 1).expand(*lead, M, N)
+
+
+class GlobalAgent(Agent):
+    """global (the user's original): one MLP + LSTM over the whole ensemble state, tied to M and N."""
+
+    kind = "global"
+
+    def _build(self, cfg, C, M, N, H, L):
+        self.encoder, self.critic = mlp(M * C * N, H), mlp(M * C * N, H, M * N)
+        self.actor_head = layer_init(nn.Linear(L, M * N), std=0.01)
+
+    def cells(self, B: int, M: int | None = None) -> int:
+        return B  # one sequence per env
+
+    def select_state(self, state, envs, members=slice(None)):
+        return tuple(s[:, envs] for s in state)
+
+    def _encode(self, obs, members=None):  # (B, M, C, N) -> (B, H)
+        return self.encoder(obs.reshape(obs.shape[0], -1))
+
+    def _head(self, h, B, M, gates=None):  # (B, L) -> (B, M, N)
+        return self.actor_head(h).reshape(B, self.M, self.N)
+
+    def get_value(self, obs):
+        *lead, M, C, N = obs.shape
+        return self.critic(obs.reshape(-1, M * C * N)).reshape(*lead, M, N)
 
 
 def compute_gae(rewards, values, dones, next_value, next_done, gamma: float, lam: float):
@@ -586,9 +669,7 @@ def imitation_update(agent: Agent, env: EnKFVecEnv, teacher, optimizer, cfg: Con
         np.random.shuffle(idx)
         for start in range(0, B, mb_envs):
             mb = torch.as_tensor(idx[start : start + mb_envs])
-            st = tuple(s0.view(cfg.lstm_layers, B, -1, s0.shape[-1])[:, mb].reshape(cfg.lstm_layers, -1, s0.shape[-1])
-                       for s0 in state0) if agent.kind != "global" else tuple(s0[:, mb] for s0 in state0)  # fmt: skip
-            mean, _ = agent.actor_sequence(obs_b[:, mb], st, done_b[:, mb])  # (S, b, M, N)
+            mean, _ = agent.actor_sequence(obs_b[:, mb], agent.select_state(state0, mb), done_b[:, mb])  # (S, b, M, N)
             loss = (((env.analysis_from_action(mean, eb_b[:, mb]) - tgt_b[:, mb]) / scale) ** 2).mean()
             optimizer.zero_grad()
             loss.backward()
@@ -851,11 +932,7 @@ def train(cfg: Config, args: Args, on_eval=None) -> dict:
                     mb = torch.as_tensor(env_idx[start : start + mb_envs], device=device)
                     # members are independent sequences of the shared local policy: an unbiased subset
                     mm = torch.randperm(M, device=device)[:K] if K < M else slice(None)
-                    Lh = initial_lstm_state[0].shape[-1]
-                    cells = tuple(
-                        s0.view(cfg.lstm_layers, B, M, -1, Lh)[:, mb][:, :, mm].reshape(cfg.lstm_layers, -1, Lh)
-                        if agent.kind != "global" else s0[:, mb] for s0 in initial_lstm_state
-                    )  # fmt: skip
+                    cells = agent.select_state(initial_lstm_state, mb, mm)
                     mb_obs = obs_buf[:, mb][:, :, mm]  # (S, b, K, C, N)
                     if agent.mix:  # the pooling layer sees every member; only K of them act
                         mean, _ = agent.actor_sequence(obs_buf[:, mb], cells, done_buf[:, mb], members=mm)
