@@ -680,15 +680,66 @@ def imitation_update(agent: Agent, env: EnKFVecEnv, teacher, optimizer, cfg: Con
 
 
 # ---------------------------------------------------------------------------------------------------
-def train(cfg: Config, args: Args, on_eval=None) -> dict:
-    """Train (or resume) a run; returns the final summary. on_eval(step, summary) is called after each periodic
-    evaluation; if it returns True, training stops there (the tuner's pruning)."""
+# Training: setup (or resume); per iteration the imitation warm start or a rollout and a PPO update, logging,
+# checkpoints and evaluations. The phases share one Run.
+# ---------------------------------------------------------------------------------------------------
+@dataclass(eq=False)
+class Run:
+    """A training run's objects, counters and current state (env observation, LSTM state), and the rollout buffers."""
+
+    cfg: Config
+    args: Args
+    folder: Path
+    data: object
+    env: EnKFVecEnv
+    agent: Agent
+    optimizer: torch.optim.Optimizer
+    curriculum: Curriculum
+    value_rms: RunningMeanStd
+    next_obs: torch.Tensor  # (B, M, C, N)
+    next_done: torch.Tensor  # (B,)
+    lstm_state: tuple
+    on_eval: object = None
+    global_step: int = 0
+    iteration: int = 0
+    best: dict = dataclasses.field(default_factory=lambda: {"agent_rmse": float("inf")})
+    elapsed0: float = 0.0  # training seconds before this invocation (resume)
+    writer: SummaryWriter | None = None
+    evaluator: Evaluator | None = None
+    teacher: object = None
+    buf: dict = dataclasses.field(default_factory=dict)  # rollout buffers (S, B, ...)
+    t_start: float = 0.0
+    last_print: float = 0.0
+    step0: int = 0
+    it0: int = 0
+    next_eval: int | None = None
+    next_ckpt: int | None = None
+    recent_rmse: list = dataclasses.field(default_factory=list)
+    skipped: int = 0  # updates skipped for a non-finite loss or gradient
+    pruned: bool = False
+    stop: bool = False  # a signal or --stop-after: checkpoint and stop after this iteration
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device(self.args.device)
+
+    @property
+    def num_iterations(self) -> int:
+        return max(1, self.cfg.total_timesteps // (self.env.B * self.cfg.num_steps))
+
+    def progress(self, line: str) -> None:  # one progress line every ~20 s
+        if self.args.progress and time.time() - self.last_print > 20:
+            self.last_print = time.time()
+            print(line, file=sys.stderr)
+
+
+def setup(cfg: Config, args: Args, on_eval=None) -> Run:
+    """The run folder, data, env, agent, optimizer, writer and evaluator: new, from --init-from or --resume."""
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     device = torch.device(args.device)
     cfg = resolve(cfg)  # the effective teacher / agent inflations (tuned values read from configs/tuned/)
-    run = run_folder(cfg, args)
-    ckpt_dir = run / "checkpoints"
+    folder = run_folder(cfg, args)
     data = ensure_data(cfg, Path(args.data_dir) if args.data_dir else None)
     init = None
     if args.init_from and not args.resume:
@@ -702,21 +753,15 @@ def train(cfg: Config, args: Args, on_eval=None) -> dict:
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     env = EnKFVecEnv(cfg, data, cfg.num_envs, device=device, seed=cfg.seed)
-    B, M, N = cfg.num_envs, env.M, env.N
+    S, B, M, N = cfg.num_steps, cfg.num_envs, env.M, env.N
     agent = Agent(cfg, env.C, M, N).to(device)
     optimizer = torch.optim.Adam(agent.parameters(), lr=cfg.learning_rate, eps=1e-5)
     curriculum = Curriculum(data.truth.shape[0], cfg.curriculum_episodes, cfg.curriculum)
-    value_rms = RunningMeanStd()
-    num_iterations = max(1, cfg.total_timesteps // (B * cfg.num_steps))
-    global_step, iteration, best = 0, 0, {"agent_rmse": float("inf")}
-    elapsed0 = 0.0  # training seconds before this invocation (resume)
     env.set_paths(curriculum.paths)
-    next_obs = env.reset()
-    next_done = torch.ones(B, device=device)
-    lstm_state = agent.initial_state(B, device)
-
+    r = Run(cfg, args, folder, data, env, agent, optimizer, curriculum, RunningMeanStd(), env.reset(),
+            torch.ones(B, device=device), agent.initial_state(B, device), on_eval)  # fmt: skip
     if args.resume:
-        ck = ckpt_dir / "latest.pt"
+        ck = folder / "checkpoints" / "latest.pt"
         if not ck.is_file():
             raise ConfigError(f"--resume: {ck} not found")
         st = torch.load(ck, map_location=device, weights_only=False)
@@ -727,330 +772,335 @@ def train(cfg: Config, args: Args, on_eval=None) -> dict:
         optimizer.load_state_dict(st["optimizer"])
         curriculum.load_state_dict(st["curriculum"])
         env.load_state_dict(st["env"])
-        value_rms.__dict__.update(st["value_rms"])
-        global_step, iteration, best = st["global_step"], st["iteration"], st["best"]
-        elapsed0 = st.get("elapsed", 0.0)
-        next_obs, next_done = st["next_obs"].to(device), st["next_done"].to(device)
-        lstm_state = tuple(s.to(device) for s in st["lstm_state"])
+        r.value_rms.__dict__.update(st["value_rms"])
+        r.global_step, r.iteration, r.best = st["global_step"], st["iteration"], st["best"]
+        r.elapsed0 = st.get("elapsed", 0.0)
+        r.next_obs, r.next_done = st["next_obs"].to(device), st["next_done"].to(device)
+        r.lstm_state = tuple(s.to(device) for s in st["lstm_state"])
         set_rng_state(st["rng"])
-        print(f"[resume] {run.name}: step {global_step}, iteration {iteration}, curriculum {curriculum.n} paths",
-              file=sys.stderr)  # fmt: skip
+        print(f"[resume] {folder.name}: step {r.global_step}, iteration {r.iteration}, curriculum {curriculum.n} "
+              "paths", file=sys.stderr)  # fmt: skip
     elif init is not None:
         agent.load_state_dict(init["agent"])
         print(f"[init] weights from {args.init_from} (trained on {init['config'].get('name')}, "
               f"step {init.get('global_step')})", file=sys.stderr)  # fmt: skip
 
-    run.mkdir(parents=True, exist_ok=True)
-    io.write_json(run / "config.json", cfg.to_dict())
-    writer = SummaryWriter(str(run), purge_step=global_step + 1 if args.resume else None)
+    folder.mkdir(parents=True, exist_ok=True)
+    io.write_json(folder / "config.json", cfg.to_dict())
+    r.writer = SummaryWriter(str(folder), purge_step=r.global_step + 1 if args.resume else None)
     if not args.resume:
-        writer.add_text("config", "|field|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in cfg.to_dict().items()))
-    evaluator = Evaluator(cfg, data, device)
-    teacher = make_teacher(cfg, env, evaluator.best) if cfg.imitation_fraction > 0 else None
+        table = "\n".join(f"|{k}|{v}|" for k, v in cfg.to_dict().items())
+        r.writer.add_text("config", "|field|value|\n|-|-|\n" + table)
+    r.evaluator = Evaluator(cfg, data, device)
+    r.teacher = make_teacher(cfg, env, r.evaluator.best) if cfg.imitation_fraction > 0 else None
+    r.buf = {k: torch.zeros((S, B, M, N), device=device) for k in ("act", "logp", "rew", "val", "base")}
+    r.buf.update(obs=torch.zeros((S, B, M, env.C, N), device=device), done=torch.zeros((S, B), device=device))
+    r.t_start, r.step0, r.it0 = time.time(), r.global_step, r.iteration
+    due = lambda every: (r.global_step // every + 1) * every if every else None  # noqa: E731
+    r.next_eval, r.next_ckpt = due(cfg.eval_interval), due(cfg.checkpoint_interval)
+    return r
 
-    def checkpoint(name="latest.pt"):
-        writer.flush()  # every logged step up to the checkpoint is on disk: a resume continues without a gap
-        save_checkpoint(ckpt_dir / name, agent=agent.state_dict(), optimizer=optimizer.state_dict(),
-                        curriculum=curriculum.state_dict(), env=env.state_dict(), value_rms=dict(value_rms.__dict__),
-                        global_step=global_step, iteration=iteration, best=best, next_obs=next_obs.cpu(),
-                        next_done=next_done.cpu(), lstm_state=tuple(s.cpu() for s in lstm_state), rng=rng_state(),
-                        config=cfg.to_dict(), normalization=data.norm.to_dict(),
-                        elapsed=elapsed0 + time.time() - t_start)  # fmt: skip
 
-    def evaluate(final=False):
-        nonlocal best
-        folder = run / "eval" / ("final" if final else f"step_{global_step:09d}")
-        s = evaluator(agent, folder, f"{cfg.name} agent", global_step)
-        for k in ("agent_rmse", "ratio", "ratio_to_best", "agent_spread", "spread_over_rmse", "cycles_survived"):
-            writer.add_scalar(f"eval/{k}", s[k], global_step)
-        # the learning curve (scripts/plot_training_curve.py): env steps and training wall-clock seconds
-        rec = {k: s[k] for k in ("agent_rmse", "ratio", "ratio_to_best", "agent_spread", "spread_over_rmse",
-                                 "cycles_survived", "enkf_rmse", "best_filter_rmse", "best_filter")}  # fmt: skip
-        rec.update(step=global_step, seconds=round(elapsed0 + time.time() - t_start, 1), final=final)
-        with open(run / "evals.jsonl", "a") as fh:
-            fh.write(json.dumps(rec, default=float) + "\n")
-        for name, p in s["figures"].items():
-            img = plt_imread(p)
-            writer.add_image(f"eval/{name}", img, global_step, dataformats="HWC")
-        if s["cycles_survived"] == s["cycles"] and s["agent_rmse"] < best["agent_rmse"]:
-            best = {k: v for k, v in s.items() if k != "figures"} | {"step": global_step}
-            checkpoint("best.pt")
-        return s
+def checkpoint(r: Run, name: str = "latest.pt") -> None:
+    r.writer.flush()  # every logged step up to the checkpoint is on disk: a resume continues without a gap
+    save_checkpoint(r.folder / "checkpoints" / name, agent=r.agent.state_dict(), optimizer=r.optimizer.state_dict(),
+                    curriculum=r.curriculum.state_dict(), env=r.env.state_dict(), value_rms=dict(r.value_rms.__dict__),
+                    global_step=r.global_step, iteration=r.iteration, best=r.best, next_obs=r.next_obs.cpu(),
+                    next_done=r.next_done.cpu(), lstm_state=tuple(s.cpu() for s in r.lstm_state), rng=rng_state(),
+                    config=r.cfg.to_dict(), normalization=r.data.norm.to_dict(),
+                    elapsed=r.elapsed0 + time.time() - r.t_start)  # fmt: skip
 
-    stop = {"flag": False}
+
+EVAL_KEYS = ("agent_rmse", "ratio", "ratio_to_best", "agent_spread", "spread_over_rmse", "cycles_survived")
+
+
+def evaluate(r: Run, final: bool = False) -> dict:
+    """Evaluate on path 0 (report in eval/), log it, and keep best.pt (the lowest RMSE of a whole-path survival)."""
+    step, folder = r.global_step, r.folder / "eval" / ("final" if final else f"step_{r.global_step:09d}")
+    s = r.evaluator(r.agent, folder, f"{r.cfg.name} agent", step)
+    for k in EVAL_KEYS:
+        r.writer.add_scalar(f"eval/{k}", s[k], step)
+    # the learning curve (scripts/plot_training_curve.py): env steps and training wall-clock seconds
+    rec = {k: s[k] for k in (*EVAL_KEYS, "enkf_rmse", "best_filter_rmse", "best_filter")}
+    rec.update(step=step, seconds=round(r.elapsed0 + time.time() - r.t_start, 1), final=final)
+    with open(r.folder / "evals.jsonl", "a") as fh:
+        fh.write(json.dumps(rec, default=float) + "\n")
+    for name, p in s["figures"].items():
+        r.writer.add_image(f"eval/{name}", plt_imread(p), step, dataformats="HWC")
+    if s["cycles_survived"] == s["cycles"] and s["agent_rmse"] < r.best["agent_rmse"]:
+        r.best = {k: v for k, v in s.items() if k != "figures"} | {"step": step}
+        checkpoint(r, "best.pt")
+    return s
+
+
+def after_iteration(r: Run) -> bool:
+    """Checkpoint and evaluate when due; True when the tuner's pruning asks to stop."""
+    if r.next_ckpt is not None and r.global_step >= r.next_ckpt:
+        checkpoint(r)
+        r.next_ckpt += r.cfg.checkpoint_interval
+    if r.next_eval is not None and r.global_step >= r.next_eval:
+        s = evaluate(r)
+        r.next_eval += r.cfg.eval_interval
+        if r.on_eval is not None and r.on_eval(r.global_step, s):
+            r.pruned = True
+            return True
+        if r.args.progress:
+            print(f"[eval] step {r.global_step}: agent RMSE {s['agent_rmse']:.4f} (ratio {s['ratio']:.3f}, "
+                  f"spread/RMSE {s['spread_over_rmse']:.2f}, survived {s['cycles_survived']})", file=sys.stderr)  # fmt: skip
+    return False
+
+
+def imitate(r: Run, frac: float) -> None:
+    """One iteration of the supervised warm start (imitation_update), with its curriculum and logging."""
+    cfg, t_roll = r.cfg, time.time()
+    beta = max(0.0, 1.0 - 2.0 * frac / cfg.imitation_fraction)  # teacher's share: 1 -> 0 over the first half
+    loss, r.lstm_state, r.next_obs, r.next_done, infos = imitation_update(
+        r.agent, r.env, r.teacher, r.optimizer, cfg, r.lstm_state, r.next_obs, r.next_done, beta)  # fmt: skip
+    r.global_step += r.env.B * cfg.num_steps
+    gs = r.global_step
+    for res in infos:
+        if cfg.curriculum and r.curriculum.record(int(res.truncated.sum())):
+            r.env.set_paths(r.curriculum.paths)
+    rmse = np.mean([float(res.info["rmse_truth"].mean()) for res in infos])
+    r.writer.add_scalar("imitation/loss", loss, gs)
+    r.writer.add_scalar("imitation/teacher_share", beta, gs)
+    r.writer.add_scalar("rmse/agent_vs_truth", float(np.mean([res.info["rmse_truth"].mean() for res in infos])), gs)
+    r.writer.add_scalar("curriculum/num_paths", r.curriculum.n, gs)
+    r.progress(f"[imitate] step {gs} it {r.iteration} | loss {loss:.4f} | rmse {rmse:.3f} | paths {r.curriculum.n} | "
+               f"{time.time() - t_roll:.2f}s")  # fmt: skip
+
+
+INFO_STATS = ("ensemble_reward", "rmse_truth", "rmse_enkf", "spread")  # env infos averaged over the rollout
+
+
+def rollout(r: Run) -> dict:
+    """num_steps steps of the sampled policy in every env into r.buf (a truncated episode's last reward carries
+    gamma * V(final obs)); returns the rollout's statistics and the LSTM state it started from."""
+    cfg, env, agent, vr, buf, B = r.cfg, r.env, r.agent, r.value_rms, r.buf, r.env.B
+    use_critic = cfg.advantage == "gae"
+    st = dict(state0=(r.lstm_state[0].clone(), r.lstm_state[1].clone()), t_env=0.0, t_roll=time.time())
+    st.update((k, []) for k in ("ret", "len", "agent_r", "agent_rmse", *INFO_STATS))
+    for step in range(cfg.num_steps):
+        r.global_step += B
+        buf["obs"][step], buf["done"][step] = r.next_obs, r.next_done
+        with torch.no_grad():
+            mean, r.lstm_state = agent.actor_step(r.next_obs, r.lstm_state, r.next_done)
+            value = agent.get_value(r.next_obs) * vr.std + vr.mean if use_critic else 0.0
+            log_std = agent.log_std()
+            action = mean + torch.exp(log_std) * torch.randn_like(mean)
+            logp = normal_logprob(action, mean, log_std)
+        buf["val"][step], buf["act"][step], buf["logp"][step] = value, action, logp
+        t0 = time.time()
+        res = env.step(action, mean)
+        st["t_env"] += time.time() - t0
+        reward = res.reward
+        if not use_critic:
+            buf["base"][step] = res.info["reward_mean_action"]
+        elif res.truncated.any():  # bootstrap the value of the final observation at truncation
+            with torch.no_grad():
+                v_final = agent.get_value(res.info["final_obs"]) * vr.std + vr.mean
+            reward = reward + cfg.gamma * v_final * res.truncated.view(-1, 1, 1).float()
+        buf["rew"][step] = reward
+        r.next_obs, r.next_done = res.obs, (res.terminated | res.truncated).float()
+        for k in INFO_STATS:
+            st[k].append(res.info[k].mean().item())
+        if agent.per_member:  # (M,) per step: each agent's reward and member RMSE, mean over envs
+            st["agent_r"].append(res.reward[:, :, 0].mean(0))
+            st["agent_rmse"].append(res.info["member_rmse"].mean(0))
+        finished = r.next_done.bool()
+        if finished.any():
+            st["ret"] += res.info["episode_return"][finished].tolist()
+            st["len"] += res.info["episode_length"][finished].tolist()
+            completed = int(res.truncated.sum())  # reached the end without a halt
+            if cfg.curriculum and r.curriculum.record(completed):
+                env.set_paths(r.curriculum.paths)
+    st["t_roll"] = time.time() - st["t_roll"]
+    return st
+
+
+def ppo_update(r: Run, state0) -> dict:
+    """Advantages (GAE per cell, or self-critical), then update_epochs x num_minibatches clipped PPO steps on whole
+    env sequences (the LSTM from the rollout's initial state state0), update_members members each."""
+    cfg, agent, vr, buf, optimizer, B, M = r.cfg, r.agent, r.value_rms, r.buf, r.optimizer, r.env.B, r.env.M
+    use_critic = cfg.advantage == "gae"
+    grain = "member" if cfg.agents == "per-member" else cfg.reward_grain
+    t_upd = time.time()
+    with torch.no_grad():  # termination cuts the bootstrap; truncation is bootstrapped already
+        if use_critic:
+            next_value = agent.get_value(r.next_obs) * vr.std + vr.mean
+            adv = compute_gae(buf["rew"], buf["val"], buf["done"], next_value, r.next_done, cfg.gamma, cfg.gae_lambda)
+            returns = adv + buf["val"]
+            if cfg.norm_value:
+                vr.update(returns)
+        else:  # self-critical: what the sample gained over the mean action, cell by cell
+            adv = buf["rew"] - buf["base"]
+            returns = buf["rew"]
+        adv = pool(adv, grain)
+    ret_n = (returns - vr.mean) / vr.std
+    old_v_n = (buf["val"] - vr.mean) / vr.std
+    old_logp = agent_logprob(buf["logp"], grain)
+
+    env_idx = np.arange(B)
+    mb_envs = B // cfg.num_minibatches
+    K = M if (cfg.update_members == 0 or agent.kind == "global" or grain == "ensemble") else cfg.update_members
+    u = dict(returns=returns, clipfracs=[], approx_kl=torch.tensor(0.0), gnorms=[])
+    for _epoch in range(cfg.update_epochs):
+        np.random.shuffle(env_idx)
+        for start in range(0, B, mb_envs):
+            mb = torch.as_tensor(env_idx[start : start + mb_envs], device=r.device)
+            # members are independent sequences of the shared local policy: an unbiased subset
+            mm = torch.randperm(M, device=r.device)[:K] if K < M else slice(None)
+            cells = agent.select_state(state0, mb, mm)
+            mb_obs = buf["obs"][:, mb][:, :, mm]  # (S, b, K, C, N)
+            if agent.mix:  # the pooling layer sees every member; only K of them act
+                mean, _ = agent.actor_sequence(buf["obs"][:, mb], cells, buf["done"][:, mb], members=mm)
+            else:
+                mean, _ = agent.actor_sequence(mb_obs, cells, buf["done"][:, mb])
+            log_std = agent.log_std()
+            newlogp = agent_logprob(normal_logprob(buf["act"][:, mb][:, :, mm], mean, log_std), grain)
+            logratio = newlogp - old_logp[:, mb][:, :, mm]
+            ratio = logratio.exp()
+            with torch.no_grad():
+                u["approx_kl"] = ((ratio - 1) - logratio).mean()
+                u["clipfracs"].append(((ratio - 1.0).abs() > cfg.clip_coef).float().mean().item())
+            mb_adv = adv[:, mb][:, :, mm]
+            if cfg.norm_adv:
+                mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
+            pg_loss = torch.max(-mb_adv * ratio, -mb_adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)).mean()
+            if not use_critic:
+                v_loss = torch.zeros(())
+            elif cfg.clip_vloss:
+                newv = agent.get_value(mb_obs)  # (S, b, K, N)
+                mb_ret, mb_oldv = ret_n[:, mb][:, :, mm], old_v_n[:, mb][:, :, mm]
+                v_clipped = mb_oldv + (newv - mb_oldv).clamp(-cfg.clip_coef, cfg.clip_coef)
+                v_loss = 0.5 * torch.max((newv - mb_ret) ** 2, (v_clipped - mb_ret) ** 2).mean()
+            else:
+                newv = agent.get_value(mb_obs)
+                v_loss = 0.5 * ((newv - ret_n[:, mb][:, :, mm]) ** 2).mean()
+            entropy = (0.5 + 0.5 * math.log(2 * math.pi) + log_std) * torch.ones(())
+            loss = pg_loss - cfg.ent_coef * entropy + cfg.vf_coef * v_loss
+            u.update(pg_loss=pg_loss, v_loss=v_loss, entropy=entropy)
+            optimizer.zero_grad()
+            if not torch.isfinite(loss):
+                r.skipped += 1
+                print(f"[warn] iteration {r.iteration}: non-finite loss, update skipped ({r.skipped} so far)",
+                      file=sys.stderr)  # fmt: skip
+                continue
+            loss.backward()
+            gn = nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
+            if not torch.isfinite(gn):  # non-finite guard: skip instead of poisoning the weights
+                optimizer.zero_grad()
+                r.skipped += 1
+                continue
+            u["gnorms"].append(float(gn))
+            optimizer.step()
+        if cfg.target_kl and u["approx_kl"] > cfg.target_kl:
+            break
+    u["t_upd"] = time.time() - t_upd
+    return u
+
+
+def log_iteration(r: Run, lr: float, st: dict, u: dict) -> str:
+    """TensorBoard scalars of one PPO iteration; returns its progress line."""
+    with torch.no_grad():
+        y_pred, y_true = r.buf["val"].flatten(), u["returns"].flatten()
+        var_y = y_true.var()
+        explained_var = float("nan") if var_y == 0 else float(1 - (y_true - y_pred).var() / var_y)
+    sps = int((r.global_step - r.step0) / max(time.time() - r.t_start, 1e-9))
+    std = float(torch.exp(r.agent.log_std().detach()))
+    clipfrac = float(np.mean(u["clipfracs"])) if u["clipfracs"] else 0.0
+    tags = {"charts/learning_rate": lr, "reward/truth_weight": r.env.truth_weight, "charts/SPS": sps}
+    if r.cfg.advantage == "gae":
+        tags.update({"losses/value_loss": u["v_loss"].item(), "losses/explained_variance": explained_var})
+    tags.update({"losses/policy_loss": u["pg_loss"].item(), "losses/entropy": u["entropy"].item(),
+                 "losses/approx_kl": u["approx_kl"].item(), "losses/clipfrac": clipfrac,
+                 "losses/skipped_updates": r.skipped, "curriculum/num_paths": r.curriculum.n,
+                 "curriculum/current_level": r.curriculum.n,  # the user's old tag
+                 "rmse/agent_vs_truth": float(np.mean(st["rmse_truth"])), "rmse/agent_vs_enkf": float(np.mean(st["rmse_enkf"])),
+                 "rmse/agent_spread": float(np.mean(st["spread"])),
+                 "reward/ensemble_1_minus_rmse": float(np.mean(st["ensemble_reward"]))})  # fmt: skip
+    if st["agent_r"]:  # per-agent statistics over the N_ens agents (time-mean over the rollout first)
+        for tag, v in (("reward", torch.stack(st["agent_r"]).mean(0)), ("rmse", torch.stack(st["agent_rmse"]).mean(0))):
+            tags.update({f"agents/{tag}_mean": float(v.mean()), f"agents/{tag}_min": float(v.min()),
+                         f"agents/{tag}_max": float(v.max())})  # fmt: skip
+    tags.update({"policy/action_std": std, "policy/action_std_mean": std,  # the user's old tag
+                 "grad/norm": float(np.mean(u["gnorms"])) if u["gnorms"] else float("nan")})  # fmt: skip
+    if r.agent.lstm is not None:  # the user's old tag
+        tags["gradients/lstm_total_norm"] = float(sum(p.grad.norm() ** 2 for p in r.agent.lstm.parameters()
+                                                      if p.grad is not None) ** 0.5)  # fmt: skip
+    tags.update({"perf/rollout_s": st["t_roll"], "perf/env_s": st["t_env"], "perf/update_s": u["t_upd"]})
+    if st["ret"]:
+        ret, ln = float(np.mean(st["ret"])), float(np.mean(st["len"]))
+        tags.update({"charts/episodic_return": ret, "charts/episodic_length": ln,
+                     "episode/reward": ret, "episode/length": ln})  # the user's old tags  # fmt: skip
+    r.recent_rmse = (r.recent_rmse + [float(np.mean(st["rmse_truth"]))])[-10:]  # last 10 iterations
+    tags["episode/rmse_mean_10"] = float(np.mean(r.recent_rmse))
+    for tag, v in tags.items():
+        r.writer.add_scalar(tag, v, r.global_step)
+    return (f"[train] step {r.global_step} it {r.iteration}/{r.num_iterations} SPS {sps} | rmse {np.mean(st['rmse_truth']):.3f} "
+            f"spread {np.mean(st['spread']):.3f} | std {std:.3f} kl {u['approx_kl'].item():.4f} "
+            f"ev {explained_var:.2f} | paths {r.curriculum.n} | roll {st['t_roll']:.2f}s (env {st['t_env']:.2f}) "
+            f"upd {u['t_upd']:.2f}s")  # fmt: skip
+
+
+def catch_signals(r: Run) -> dict:
+    """First SIGINT/SIGTERM: checkpoint after this iteration; second: abort. Returns the previous handlers."""
 
     def on_signal(signum, frame):
-        if stop["flag"]:
+        if r.stop:
             raise KeyboardInterrupt
-        stop["flag"] = True
+        r.stop = True
         print(f"\n[signal {signum}] saving a checkpoint after this iteration (again to abort)", file=sys.stderr)
 
-    old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    return {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
 
-    S = cfg.num_steps
-    obs_buf = torch.zeros((S, B, M, env.C, N), device=device)
-    act_buf = torch.zeros((S, B, M, N), device=device)
-    logp_buf, rew_buf, val_buf = (torch.zeros((S, B, M, N), device=device) for _ in range(3))
-    done_buf = torch.zeros((S, B), device=device)
-    grain = "member" if cfg.agents == "per-member" else cfg.reward_grain
-    use_critic = cfg.advantage == "gae"
-    base_buf = torch.zeros((S, B, M, N), device=device)
-    t_start, last_print = time.time(), 0.0
-    step0, it0 = global_step, iteration
-    next_eval = (global_step // cfg.eval_interval + 1) * cfg.eval_interval if cfg.eval_interval else None
-    next_ckpt = (
-        (global_step // cfg.checkpoint_interval + 1) * cfg.checkpoint_interval if cfg.checkpoint_interval else None
-    )
-    recent_rmse: list[float] = []
-    skipped = 0
-    pruned = False
 
-    def after_iteration() -> bool:
-        """Checkpoint and evaluate when due; True when the tuner's pruning asks to stop."""
-        nonlocal next_ckpt, next_eval, pruned
-        if next_ckpt is not None and global_step >= next_ckpt:
-            checkpoint()
-            next_ckpt += cfg.checkpoint_interval
-        if next_eval is not None and global_step >= next_eval:
-            s = evaluate()
-            next_eval += cfg.eval_interval
-            if on_eval is not None and on_eval(global_step, s):
-                pruned = True
-                return True
-            if args.progress:
-                print(f"[eval] step {global_step}: agent RMSE {s['agent_rmse']:.4f} (ratio {s['ratio']:.3f}, "
-                      f"spread/RMSE {s['spread_over_rmse']:.2f}, survived {s['cycles_survived']})", file=sys.stderr)  # fmt: skip
-        return False
-
+def train(cfg: Config, args: Args, on_eval=None) -> dict:
+    """Train (or resume) a run; returns the final summary. on_eval(step, summary) is called after each periodic
+    evaluation; if it returns True, training stops there (the tuner's pruning)."""
+    r = setup(cfg, args, on_eval)
+    cfg, n_it = r.cfg, r.num_iterations
+    old_handlers = catch_signals(r)
     try:
-        while iteration < num_iterations and not stop["flag"]:
-            if args.max_minutes and time.time() - t_start > 60 * args.max_minutes:
+        while r.iteration < n_it and not r.stop:
+            if args.max_minutes and time.time() - r.t_start > 60 * args.max_minutes:
                 break
-            if args.stop_after and iteration - it0 >= args.stop_after:
-                stop["flag"] = True
+            if args.stop_after and r.iteration - r.it0 >= args.stop_after:
+                r.stop = True
                 break
-            iteration += 1
-            frac = (iteration - 1.0) / num_iterations
+            r.iteration += 1
+            frac = (r.iteration - 1.0) / n_it
             if args.max_minutes:  # a wall-clock budget: anneal over the budget (or the steps, whichever ends first)
-                frac = max(frac, (time.time() - t_start) / (60 * args.max_minutes))
+                frac = max(frac, (time.time() - r.t_start) / (60 * args.max_minutes))
             lr = cfg.learning_rate * (1.0 - frac) if cfg.anneal_lr else cfg.learning_rate
-            optimizer.param_groups[0]["lr"] = lr
+            r.optimizer.param_groups[0]["lr"] = lr
             # curriculum from the teacher to the truth: the truth's weight in the reward grows over truth_ramp
-            env.truth_weight = cfg.truth_weight * (min(1.0, frac / cfg.truth_ramp) if cfg.truth_ramp > 0 else 1.0)
+            r.env.truth_weight = cfg.truth_weight * (min(1.0, frac / cfg.truth_ramp) if cfg.truth_ramp > 0 else 1.0)
             if frac < cfg.imitation_fraction:  # supervised warm start: imitate the best tuned filter (DAgger)
-                t_roll = time.time()
-                beta = max(
-                    0.0, 1.0 - 2.0 * frac / cfg.imitation_fraction
-                )  # teacher's share: 1 -> 0 over the first half
-                loss, lstm_state, next_obs, next_done, infos = imitation_update(agent, env, teacher, optimizer, cfg,
-                                                                                lstm_state, next_obs, next_done, beta)  # fmt: skip
-                global_step += B * cfg.num_steps
-                for res in infos:
-                    if cfg.curriculum and curriculum.record(int(res.truncated.sum())):
-                        env.set_paths(curriculum.paths)
-                writer.add_scalar("imitation/loss", loss, global_step)
-                writer.add_scalar("imitation/teacher_share", beta, global_step)
-                writer.add_scalar("rmse/agent_vs_truth", float(np.mean([r.info["rmse_truth"].mean() for r in infos])),
-                                  global_step)  # fmt: skip
-                writer.add_scalar("curriculum/num_paths", curriculum.n, global_step)
-                if args.progress and time.time() - last_print > 20:
-                    last_print = time.time()
-                    print(f"[imitate] step {global_step} it {iteration} | loss {loss:.4f} | rmse "
-                          f"{np.mean([float(r.info['rmse_truth'].mean()) for r in infos]):.3f} | paths {curriculum.n} | "
-                          f"{time.time() - t_roll:.2f}s", file=sys.stderr)  # fmt: skip
-                if after_iteration():
+                imitate(r, frac)
+                if after_iteration(r):
                     break
                 continue
-            initial_lstm_state = (lstm_state[0].clone(), lstm_state[1].clone())
-            t_roll, t_env = time.time(), 0.0
-            ep_stats = {"ret": [], "len": [], "ens": [], "rmse": [], "rmse_enkf": [], "spread": []}
-            agent_r, agent_rmse = [], []  # (M,) per step: each agent's reward and member RMSE, mean over envs
-            for step in range(S):
-                global_step += B
-                obs_buf[step], done_buf[step] = next_obs, next_done
-                with torch.no_grad():
-                    mean, lstm_state = agent.actor_step(next_obs, lstm_state, next_done)
-                    value = agent.get_value(next_obs) * value_rms.std + value_rms.mean if use_critic else 0.0
-                    log_std = agent.log_std()
-                    action = mean + torch.exp(log_std) * torch.randn_like(mean)
-                    logp = normal_logprob(action, mean, log_std)
-                val_buf[step], act_buf[step], logp_buf[step] = value, action, logp
-                t0 = time.time()
-                res = env.step(action, mean)
-                t_env += time.time() - t0
-                reward = res.reward
-                if not use_critic:
-                    base_buf[step] = res.info["reward_mean_action"]
-                elif res.truncated.any():  # bootstrap the value of the final observation at truncation
-                    with torch.no_grad():
-                        v_final = agent.get_value(res.info["final_obs"]) * value_rms.std + value_rms.mean
-                    reward = reward + cfg.gamma * v_final * res.truncated.view(-1, 1, 1).float()
-                rew_buf[step] = reward
-                next_obs, next_done = res.obs, (res.terminated | res.truncated).float()
-                ep_stats["ens"].append(res.info["ensemble_reward"].mean().item())
-                ep_stats["rmse"].append(res.info["rmse_truth"].mean().item())
-                ep_stats["rmse_enkf"].append(res.info["rmse_enkf"].mean().item())
-                ep_stats["spread"].append(res.info["spread"].mean().item())
-                if agent.per_member:
-                    agent_r.append(res.reward[:, :, 0].mean(0))
-                    agent_rmse.append(res.info["member_rmse"].mean(0))
-                finished = next_done.bool()
-                if finished.any():
-                    ret = res.info["episode_return"][finished]
-                    ln = res.info["episode_length"][finished]
-                    ep_stats["ret"] += ret.tolist()
-                    ep_stats["len"] += ln.tolist()
-                    completed = int(res.truncated.sum())  # reached the end without a halt
-                    if cfg.curriculum and curriculum.record(completed):
-                        env.set_paths(curriculum.paths)
-            t_roll = time.time() - t_roll
-
-            # GAE (per cell), with termination cutting the bootstrap and truncation already bootstrapped
-            t_upd = time.time()
-            with torch.no_grad():
-                if use_critic:
-                    next_value = agent.get_value(next_obs) * value_rms.std + value_rms.mean
-                    adv = compute_gae(rew_buf, val_buf, done_buf, next_value, next_done, cfg.gamma, cfg.gae_lambda)
-                    returns = adv + val_buf
-                    if cfg.norm_value:
-                        value_rms.update(returns)
-                else:  # self-critical: what the sample gained over the mean action, cell by cell
-                    adv = rew_buf - base_buf
-                    returns = rew_buf
-                adv = pool(adv, grain)
-            ret_n = (returns - value_rms.mean) / value_rms.std
-            old_v_n = (val_buf - value_rms.mean) / value_rms.std
-            old_logp = agent_logprob(logp_buf, grain)
-
-            env_idx = np.arange(B)
-            mb_envs = B // cfg.num_minibatches
-            K = M if (cfg.update_members == 0 or agent.kind == "global" or grain == "ensemble") else cfg.update_members
-            clipfracs, approx_kl, gnorms = [], torch.tensor(0.0), []
-            for _epoch in range(cfg.update_epochs):
-                np.random.shuffle(env_idx)
-                for start in range(0, B, mb_envs):
-                    mb = torch.as_tensor(env_idx[start : start + mb_envs], device=device)
-                    # members are independent sequences of the shared local policy: an unbiased subset
-                    mm = torch.randperm(M, device=device)[:K] if K < M else slice(None)
-                    cells = agent.select_state(initial_lstm_state, mb, mm)
-                    mb_obs = obs_buf[:, mb][:, :, mm]  # (S, b, K, C, N)
-                    if agent.mix:  # the pooling layer sees every member; only K of them act
-                        mean, _ = agent.actor_sequence(obs_buf[:, mb], cells, done_buf[:, mb], members=mm)
-                    else:
-                        mean, _ = agent.actor_sequence(mb_obs, cells, done_buf[:, mb])
-                    log_std = agent.log_std()
-                    newlogp = agent_logprob(normal_logprob(act_buf[:, mb][:, :, mm], mean, log_std), grain)
-                    logratio = newlogp - old_logp[:, mb][:, :, mm]
-                    ratio = logratio.exp()
-                    with torch.no_grad():
-                        approx_kl = ((ratio - 1) - logratio).mean()
-                        clipfracs.append(((ratio - 1.0).abs() > cfg.clip_coef).float().mean().item())
-                    mb_adv = adv[:, mb][:, :, mm]
-                    if cfg.norm_adv:
-                        mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
-                    pg_loss = torch.max(
-                        -mb_adv * ratio, -mb_adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)
-                    ).mean()
-                    if not use_critic:
-                        v_loss = torch.zeros(())
-                    elif cfg.clip_vloss:
-                        newv = agent.get_value(mb_obs)  # (S, b, K, N)
-                        mb_ret, mb_oldv = ret_n[:, mb][:, :, mm], old_v_n[:, mb][:, :, mm]
-                        v_clipped = mb_oldv + (newv - mb_oldv).clamp(-cfg.clip_coef, cfg.clip_coef)
-                        v_loss = 0.5 * torch.max((newv - mb_ret) ** 2, (v_clipped - mb_ret) ** 2).mean()
-                    else:
-                        newv = agent.get_value(mb_obs)
-                        v_loss = 0.5 * ((newv - ret_n[:, mb][:, :, mm]) ** 2).mean()
-                    entropy = (0.5 + 0.5 * math.log(2 * math.pi) + log_std) * torch.ones(())
-                    loss = pg_loss - cfg.ent_coef * entropy + cfg.vf_coef * v_loss
-                    optimizer.zero_grad()
-                    if not torch.isfinite(loss):
-                        skipped += 1
-                        print(f"[warn] iteration {iteration}: non-finite loss, update skipped ({skipped} so far)",
-                              file=sys.stderr)  # fmt: skip
-                        continue
-                    loss.backward()
-                    gn = nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
-                    if not torch.isfinite(gn):  # non-finite guard: skip instead of poisoning the weights
-                        optimizer.zero_grad()
-                        skipped += 1
-                        continue
-                    gnorms.append(float(gn))
-                    optimizer.step()
-                if cfg.target_kl and approx_kl > cfg.target_kl:
-                    break
-            t_upd = time.time() - t_upd
-
-            # logging
-            with torch.no_grad():
-                y_pred, y_true = val_buf.flatten(), returns.flatten()
-                var_y = y_true.var()
-                explained_var = float("nan") if var_y == 0 else float(1 - (y_true - y_pred).var() / var_y)
-            elapsed = time.time() - t_start
-            sps = int((global_step - step0) / max(elapsed, 1e-9))
-            w = writer.add_scalar
-            w("charts/learning_rate", lr, global_step)
-            w("reward/truth_weight", env.truth_weight, global_step)
-            w("charts/SPS", sps, global_step)
-            if use_critic:
-                w("losses/value_loss", v_loss.item(), global_step)
-                w("losses/explained_variance", explained_var, global_step)
-            w("losses/policy_loss", pg_loss.item(), global_step)
-            w("losses/entropy", entropy.item(), global_step)
-            w("losses/approx_kl", approx_kl.item(), global_step)
-            w("losses/clipfrac", float(np.mean(clipfracs)) if clipfracs else 0.0, global_step)
-            w("losses/skipped_updates", skipped, global_step)
-            w("curriculum/num_paths", curriculum.n, global_step)
-            w("curriculum/current_level", curriculum.n, global_step)  # the user's old tag
-            w("rmse/agent_vs_truth", float(np.mean(ep_stats["rmse"])), global_step)
-            w("rmse/agent_vs_enkf", float(np.mean(ep_stats["rmse_enkf"])), global_step)
-            w("rmse/agent_spread", float(np.mean(ep_stats["spread"])), global_step)
-            w("reward/ensemble_1_minus_rmse", float(np.mean(ep_stats["ens"])), global_step)
-            std = float(torch.exp(agent.log_std().detach()))
-            if agent_r:  # per-agent statistics over the N_ens agents (time-mean over the rollout first)
-                for tag, v in (("reward", torch.stack(agent_r).mean(0)), ("rmse", torch.stack(agent_rmse).mean(0))):
-                    w(f"agents/{tag}_mean", float(v.mean()), global_step)
-                    w(f"agents/{tag}_min", float(v.min()), global_step)
-                    w(f"agents/{tag}_max", float(v.max()), global_step)
-            w("policy/action_std", std, global_step)
-            w("policy/action_std_mean", std, global_step)  # the user's old tag
-            gmean = float(np.mean(gnorms)) if gnorms else float("nan")
-            w("grad/norm", gmean, global_step)
-            if agent.lstm is not None:
-                lstm_gn = float(sum(p.grad.norm() ** 2 for p in agent.lstm.parameters() if p.grad is not None) ** 0.5)
-                w("gradients/lstm_total_norm", lstm_gn, global_step)  # the user's old tag
-            w("perf/rollout_s", t_roll, global_step)
-            w("perf/env_s", t_env, global_step)
-            w("perf/update_s", t_upd, global_step)
-            if ep_stats["ret"]:
-                w("charts/episodic_return", float(np.mean(ep_stats["ret"])), global_step)
-                w("charts/episodic_length", float(np.mean(ep_stats["len"])), global_step)
-                w("episode/reward", float(np.mean(ep_stats["ret"])), global_step)  # the user's old tags
-                w("episode/length", float(np.mean(ep_stats["len"])), global_step)
-            recent_rmse = (recent_rmse + [float(np.mean(ep_stats["rmse"]))])[-10:]  # last 10 iterations
-            w("episode/rmse_mean_10", float(np.mean(recent_rmse)), global_step)
-
-            if after_iteration():
+            st = rollout(r)
+            u = ppo_update(r, st["state0"])
+            line = log_iteration(r, lr, st, u)
+            if after_iteration(r):
                 break
-            if args.progress and time.time() - last_print > 20:
-                last_print = time.time()
-                print(f"[train] step {global_step} it {iteration}/{num_iterations} SPS {sps} | rmse {np.mean(ep_stats['rmse']):.3f} "
-                      f"spread {np.mean(ep_stats['spread']):.3f} | std {std:.3f} kl {approx_kl.item():.4f} "
-                      f"ev {explained_var:.2f} | paths {curriculum.n} | roll {t_roll:.2f}s (env {t_env:.2f}) upd {t_upd:.2f}s",
-                      file=sys.stderr)  # fmt: skip
+            r.progress(line)
     finally:
-        for s_, h in old_handlers.items():
-            signal.signal(s_, h)
-        checkpoint()
-    interrupted = stop["flag"]
-    final = evaluate(final=True) if not (interrupted or pruned) else None
-    checkpoint()
-    writer.close()
+        for s, h in old_handlers.items():
+            signal.signal(s, h)
+        checkpoint(r)
+    interrupted = r.stop
+    final = evaluate(r, final=True) if not (interrupted or r.pruned) else None
+    checkpoint(r)
+    r.writer.close()
     out = {k: v for k, v in (final or {}).items() if k != "figures"}
-    out.update(run=str(run), steps=global_step, iterations=iteration, curriculum_paths=curriculum.n,
-               seconds=round(time.time() - t_start, 1), sps=int((global_step - step0) / max(time.time() - t_start, 1e-9)),
-               interrupted=interrupted, pruned=pruned, best=best)  # fmt: skip
-    io.write_json(run / "final.json", out)
+    seconds = time.time() - r.t_start
+    out.update(run=str(r.folder), steps=r.global_step, iterations=r.iteration, curriculum_paths=r.curriculum.n,
+               seconds=round(seconds, 1), sps=int((r.global_step - r.step0) / max(seconds, 1e-9)),
+               interrupted=interrupted, pruned=r.pruned, best=r.best)  # fmt: skip
+    io.write_json(r.folder / "final.json", out)
     return out
 
 
