@@ -622,193 +622,100 @@ def run_folder(cfg: Config, args: Args) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Supervised warm start: imitate the best tuned filter on the agent's own forecasts (DAgger)
+# Training. Run: the run's state (new, --init-from or --resume); phases: imitate (the warm start) or rollout +
+# ppo_update + log_iteration, then after_iteration (checkpoint, evaluate); train() is the main loop.
 # ---------------------------------------------------------------------------------------------------
-def make_teacher(cfg: Config, env: EnKFVecEnv, best: Setting):
-    """The imitation target: the best tuned filter's analysis (B, M, N) of the agent's prior ensemble env.Eb (which
-    carries agent_inflation already, so the filter's prior inflation is divided by it); no rotation, so member i's
-    target is the filter's analysis of member i."""
-    obs, r = obs_setup(cfg)
-    radius = cfg.loc_radius if best.radius is None else best.radius
-    an = make_analysis(best.method, obs, r, best.inflation / env.agent_infl, radius, cfg.periodic,
-                       torch.Generator().manual_seed(cfg.seed + 2), best.post_inflation, best.rtps, False)  # fmt: skip
-    return lambda: an(env.prior_as_fixed(), env.y[env.path, env.t])
-
-
-def imitation_update(agent: Agent, env: EnKFVecEnv, teacher, optimizer, cfg: Config, state, obs, done, beta=0.0):
-    """One iteration of the warm start. Rollout: num_steps cycles of the agent's deterministic analysis on its own
-    forecasts (integrated: the states it will meet; with probability beta per env and cycle the teacher's analysis
-    is integrated instead, DAgger's mixture, so an untrained agent does not lose the truth at once), storing the observations, priors and the teacher's analysis
-    of each prior. Update: update_epochs x num_minibatches regression steps (minibatches of whole env sequences,
-    every member, the LSTM from the rollout's initial state) on the mean squared difference, in normalized units,
-    between the agent's analysis and the teacher's. Returns the last loss, the next LSTM state, obs, done and
-    the rollout's step results."""
-    S, B = cfg.num_steps, env.B
-    scale = env.nc["state"][1]
-    state0 = (state[0].clone(), state[1].clone())
-    obs_b, done_b, eb_b, tgt_b, infos = [], [], [], [], []
-    with torch.no_grad():
-        for _ in range(S):
-            obs_b.append(obs)
-            done_b.append(done)
-            mean, state = agent.actor_step(obs, state, done)
-            eb_b.append(env.Eb.clone())
-            tgt_b.append(teacher())  # (B, M, N)
-            if beta > 0:  # the teacher's analysis as an action (exact for the increment action without RTPS)
-                a_t = (tgt_b[-1] - env.Eb) / env.nc["increment"][1]
-                use = torch.rand(B, 1, 1, device=mean.device) < beta
-                mean = torch.where(use, a_t, mean)
-            res = env.step(mean)
-            obs, done = res.obs, (res.terminated | res.truncated).float()
-            infos.append(res)
-    obs_b, done_b, eb_b, tgt_b = (torch.stack(x) for x in (obs_b, done_b, eb_b, tgt_b))  # (S, B, ...)
-    idx = np.arange(B)
-    mb_envs = B // cfg.num_minibatches
-    losses = []
-    for _ in range(cfg.update_epochs):
-        np.random.shuffle(idx)
-        for start in range(0, B, mb_envs):
-            mb = torch.as_tensor(idx[start : start + mb_envs])
-            mean, _ = agent.actor_sequence(obs_b[:, mb], agent.select_state(state0, mb), done_b[:, mb])  # (S, b, M, N)
-            loss = (((env.analysis_from_action(mean, eb_b[:, mb]) - tgt_b[:, mb]) / scale) ** 2).mean()
-            optimizer.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
-            optimizer.step()
-            losses.append(loss.item())
-    return float(np.mean(losses)), state, obs, done, infos
-
-
-# ---------------------------------------------------------------------------------------------------
-# Training: setup (or resume); per iteration the imitation warm start or a rollout and a PPO update, logging,
-# checkpoints and evaluations. The phases share one Run.
-# ---------------------------------------------------------------------------------------------------
-@dataclass(eq=False)
 class Run:
-    """A training run's objects, counters and current state (env observation, LSTM state), and the rollout buffers."""
+    """A training run's state shared by the phases: cfg, folder, data, env, agent, optimizer, curriculum,
+    value_rms, writer, evaluator, teacher; counters (global_step, iteration, best, ...); the env's next_obs
+    (B, M, C, N), next_done (B,) and the LSTM state; the rollout buffers buf (S, B, ...)."""
 
-    cfg: Config
-    args: Args
-    folder: Path
-    data: object
-    env: EnKFVecEnv
-    agent: Agent
-    optimizer: torch.optim.Optimizer
-    curriculum: Curriculum
-    value_rms: RunningMeanStd
-    next_obs: torch.Tensor  # (B, M, C, N)
-    next_done: torch.Tensor  # (B,)
-    lstm_state: tuple
-    on_eval: object = None
-    global_step: int = 0
-    iteration: int = 0
-    best: dict = dataclasses.field(default_factory=lambda: {"agent_rmse": float("inf")})
-    elapsed0: float = 0.0  # training seconds before this invocation (resume)
-    writer: SummaryWriter | None = None
-    evaluator: Evaluator | None = None
-    teacher: object = None
-    buf: dict = dataclasses.field(default_factory=dict)  # rollout buffers (S, B, ...)
-    t_start: float = 0.0
-    last_print: float = 0.0
-    step0: int = 0
-    it0: int = 0
-    next_eval: int | None = None
-    next_ckpt: int | None = None
-    recent_rmse: list = dataclasses.field(default_factory=list)
-    skipped: int = 0  # updates skipped for a non-finite loss or gradient
-    pruned: bool = False
-    stop: bool = False  # a signal or --stop-after: checkpoint and stop after this iteration
+    def __init__(self, cfg: Config, args: Args, on_eval=None):
+        if cfg.torch_threads:
+            torch.set_num_threads(cfg.torch_threads)
+        self.args, self.on_eval, self.device = args, on_eval, torch.device(args.device)
+        self.cfg = cfg = resolve(cfg)  # the effective teacher / agent inflations (tuned values from configs/tuned/)
+        self.folder = run_folder(cfg, args)
+        data = ensure_data(cfg, Path(args.data_dir) if args.data_dir else None)
+        init = None
+        if args.init_from and not args.resume:
+            init = load_checkpoint(args.init_from, self.device, "--init-from")
+            check_arch(init, cfg, args.init_from, "--init-from")
+            data = dataclasses.replace(data, norm=Normalizer.from_dict(init["normalization"]))  # the agent's own scales
+        if data.truth.shape[0] < 2:
+            raise ConfigError(f"{args.config}: field 'num_paths' must be >= 2 for training (path 0 is held out)")
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        self.data, S, B = data, cfg.num_steps, cfg.num_envs
+        self.env = env = EnKFVecEnv(cfg, data, B, device=self.device, seed=cfg.seed)
+        self.agent = Agent(cfg, env.C, env.M, env.N).to(self.device)
+        self.optimizer = torch.optim.Adam(self.agent.parameters(), lr=cfg.learning_rate, eps=1e-5)
+        self.curriculum = Curriculum(data.truth.shape[0], cfg.curriculum_episodes, cfg.curriculum)
+        self.value_rms, self.num_iterations = RunningMeanStd(), max(1, cfg.total_timesteps // (B * S))
+        self.global_step, self.iteration, self.best = 0, 0, {"agent_rmse": float("inf")}
+        self.elapsed0 = 0.0  # training seconds before this invocation (resume)
+        env.set_paths(self.curriculum.paths)
+        self.next_obs, self.next_done = env.reset(), torch.ones(B, device=self.device)
+        self.lstm_state = self.agent.initial_state(B, self.device)
+        if args.resume:
+            self.load(self.folder / "checkpoints" / "latest.pt")
+        elif init is not None:
+            self.agent.load_state_dict(init["agent"])
+            print(f"[init] weights from {args.init_from} (trained on {init['config'].get('name')}, "
+                  f"step {init.get('global_step')})", file=sys.stderr)  # fmt: skip
+        self.folder.mkdir(parents=True, exist_ok=True)
+        io.write_json(self.folder / "config.json", cfg.to_dict())
+        self.writer = SummaryWriter(str(self.folder), purge_step=self.global_step + 1 if args.resume else None)
+        if not args.resume:
+            table = "\n".join(f"|{k}|{v}|" for k, v in cfg.to_dict().items())
+            self.writer.add_text("config", "|field|value|\n|-|-|\n" + table)
+        self.evaluator = Evaluator(cfg, data, self.device)
+        self.teacher = make_teacher(cfg, env, self.evaluator.best) if cfg.imitation_fraction > 0 else None
+        zeros = lambda *shape: torch.zeros((S, B, *shape), device=self.device)  # noqa: E731
+        self.buf = {k: zeros(env.M, env.N) for k in ("act", "logp", "rew", "val", "base")}
+        self.buf.update(obs=zeros(env.M, env.C, env.N), done=zeros())
+        self.t_start, self.last_print, self.step0, self.it0 = time.time(), 0.0, self.global_step, self.iteration
+        due = lambda every: (self.global_step // every + 1) * every if every else None  # noqa: E731
+        self.next_eval, self.next_ckpt = due(cfg.eval_interval), due(cfg.checkpoint_interval)
+        self.recent_rmse, self.skipped, self.pruned = [], 0, False  # skipped: non-finite updates
+        self.stop = False  # a signal or --stop-after: checkpoint and stop after this iteration
 
-    @property
-    def device(self) -> torch.device:
-        return torch.device(self.args.device)
+    def load(self, ck: Path) -> None:
+        """Resume from a training checkpoint (with the RNG states: the run continues as if uninterrupted)."""
+        if not ck.is_file():
+            raise ConfigError(f"--resume: {ck} not found")
+        st = torch.load(ck, map_location=self.device, weights_only=False)
+        diff = [k for k, v in st["config"].items() if k not in RESUMABLE and getattr(self.cfg, k, None) != v]
+        if diff:
+            raise ConfigError(f"--resume: {ck} was made with a different config (fields: {', '.join(diff)})")
+        self.agent.load_state_dict(st["agent"])
+        self.optimizer.load_state_dict(st["optimizer"])
+        self.curriculum.load_state_dict(st["curriculum"])
+        self.env.load_state_dict(st["env"])
+        self.value_rms.__dict__.update(st["value_rms"])
+        self.global_step, self.iteration, self.best = st["global_step"], st["iteration"], st["best"]
+        self.elapsed0 = st.get("elapsed", 0.0)
+        self.next_obs, self.next_done = st["next_obs"].to(self.device), st["next_done"].to(self.device)
+        self.lstm_state = tuple(s.to(self.device) for s in st["lstm_state"])
+        set_rng_state(st["rng"])
+        print(f"[resume] {self.folder.name}: step {self.global_step}, iteration {self.iteration}, curriculum "
+              f"{self.curriculum.n} paths", file=sys.stderr)  # fmt: skip
 
-    @property
-    def num_iterations(self) -> int:
-        return max(1, self.cfg.total_timesteps // (self.env.B * self.cfg.num_steps))
+    def checkpoint(self, name: str = "latest.pt") -> None:
+        self.writer.flush()  # every logged step up to the checkpoint is on disk: a resume continues without a gap
+        save_checkpoint(self.folder / "checkpoints" / name, agent=self.agent.state_dict(),
+                        optimizer=self.optimizer.state_dict(), curriculum=self.curriculum.state_dict(),
+                        env=self.env.state_dict(), value_rms=dict(self.value_rms.__dict__), global_step=self.global_step,
+                        iteration=self.iteration, best=self.best, next_obs=self.next_obs.cpu(),
+                        next_done=self.next_done.cpu(), lstm_state=tuple(s.cpu() for s in self.lstm_state),
+                        rng=rng_state(), config=self.cfg.to_dict(), normalization=self.data.norm.to_dict(),
+                        elapsed=self.elapsed0 + time.time() - self.t_start)  # fmt: skip
 
     def progress(self, line: str) -> None:  # one progress line every ~20 s
         if self.args.progress and time.time() - self.last_print > 20:
             self.last_print = time.time()
             print(line, file=sys.stderr)
-
-
-def setup(cfg: Config, args: Args, on_eval=None) -> Run:
-    """The run folder, data, env, agent, optimizer, writer and evaluator: new, from --init-from or --resume."""
-    if cfg.torch_threads:
-        torch.set_num_threads(cfg.torch_threads)
-    device = torch.device(args.device)
-    cfg = resolve(cfg)  # the effective teacher / agent inflations (tuned values read from configs/tuned/)
-    folder = run_folder(cfg, args)
-    data = ensure_data(cfg, Path(args.data_dir) if args.data_dir else None)
-    init = None
-    if args.init_from and not args.resume:
-        init = load_checkpoint(args.init_from, device, "--init-from")
-        check_arch(init, cfg, args.init_from, "--init-from")
-        data = dataclasses.replace(data, norm=Normalizer.from_dict(init["normalization"]))  # the agent's own scales
-    if data.truth.shape[0] < 2:
-        raise ConfigError(f"{args.config}: field 'num_paths' must be >= 2 for training (path 0 is held out)")
-
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    env = EnKFVecEnv(cfg, data, cfg.num_envs, device=device, seed=cfg.seed)
-    S, B, M, N = cfg.num_steps, cfg.num_envs, env.M, env.N
-    agent = Agent(cfg, env.C, M, N).to(device)
-    optimizer = torch.optim.Adam(agent.parameters(), lr=cfg.learning_rate, eps=1e-5)
-    curriculum = Curriculum(data.truth.shape[0], cfg.curriculum_episodes, cfg.curriculum)
-    env.set_paths(curriculum.paths)
-    r = Run(cfg, args, folder, data, env, agent, optimizer, curriculum, RunningMeanStd(), env.reset(),
-            torch.ones(B, device=device), agent.initial_state(B, device), on_eval)  # fmt: skip
-    if args.resume:
-        ck = folder / "checkpoints" / "latest.pt"
-        if not ck.is_file():
-            raise ConfigError(f"--resume: {ck} not found")
-        st = torch.load(ck, map_location=device, weights_only=False)
-        diff = [k for k, v in st["config"].items() if k not in RESUMABLE and getattr(cfg, k, None) != v]
-        if diff:
-            raise ConfigError(f"--resume: {ck} was made with a different config (fields: {', '.join(diff)})")
-        agent.load_state_dict(st["agent"])
-        optimizer.load_state_dict(st["optimizer"])
-        curriculum.load_state_dict(st["curriculum"])
-        env.load_state_dict(st["env"])
-        r.value_rms.__dict__.update(st["value_rms"])
-        r.global_step, r.iteration, r.best = st["global_step"], st["iteration"], st["best"]
-        r.elapsed0 = st.get("elapsed", 0.0)
-        r.next_obs, r.next_done = st["next_obs"].to(device), st["next_done"].to(device)
-        r.lstm_state = tuple(s.to(device) for s in st["lstm_state"])
-        set_rng_state(st["rng"])
-        print(f"[resume] {folder.name}: step {r.global_step}, iteration {r.iteration}, curriculum {curriculum.n} "
-              "paths", file=sys.stderr)  # fmt: skip
-    elif init is not None:
-        agent.load_state_dict(init["agent"])
-        print(f"[init] weights from {args.init_from} (trained on {init['config'].get('name')}, "
-              f"step {init.get('global_step')})", file=sys.stderr)  # fmt: skip
-
-    folder.mkdir(parents=True, exist_ok=True)
-    io.write_json(folder / "config.json", cfg.to_dict())
-    r.writer = SummaryWriter(str(folder), purge_step=r.global_step + 1 if args.resume else None)
-    if not args.resume:
-        table = "\n".join(f"|{k}|{v}|" for k, v in cfg.to_dict().items())
-        r.writer.add_text("config", "|field|value|\n|-|-|\n" + table)
-    r.evaluator = Evaluator(cfg, data, device)
-    r.teacher = make_teacher(cfg, env, r.evaluator.best) if cfg.imitation_fraction > 0 else None
-    r.buf = {k: torch.zeros((S, B, M, N), device=device) for k in ("act", "logp", "rew", "val", "base")}
-    r.buf.update(obs=torch.zeros((S, B, M, env.C, N), device=device), done=torch.zeros((S, B), device=device))
-    r.t_start, r.step0, r.it0 = time.time(), r.global_step, r.iteration
-    due = lambda every: (r.global_step // every + 1) * every if every else None  # noqa: E731
-    r.next_eval, r.next_ckpt = due(cfg.eval_interval), due(cfg.checkpoint_interval)
-    return r
-
-
-def checkpoint(r: Run, name: str = "latest.pt") -> None:
-    r.writer.flush()  # every logged step up to the checkpoint is on disk: a resume continues without a gap
-    save_checkpoint(r.folder / "checkpoints" / name, agent=r.agent.state_dict(), optimizer=r.optimizer.state_dict(),
-                    curriculum=r.curriculum.state_dict(), env=r.env.state_dict(), value_rms=dict(r.value_rms.__dict__),
-                    global_step=r.global_step, iteration=r.iteration, best=r.best, next_obs=r.next_obs.cpu(),
-                    next_done=r.next_done.cpu(), lstm_state=tuple(s.cpu() for s in r.lstm_state), rng=rng_state(),
-                    config=r.cfg.to_dict(), normalization=r.data.norm.to_dict(),
-                    elapsed=r.elapsed0 + time.time() - r.t_start)  # fmt: skip
 
 
 EVAL_KEYS = ("agent_rmse", "ratio", "ratio_to_best", "agent_spread", "spread_over_rmse", "cycles_survived")
@@ -829,14 +736,14 @@ def evaluate(r: Run, final: bool = False) -> dict:
         r.writer.add_image(f"eval/{name}", plt_imread(p), step, dataformats="HWC")
     if s["cycles_survived"] == s["cycles"] and s["agent_rmse"] < r.best["agent_rmse"]:
         r.best = {k: v for k, v in s.items() if k != "figures"} | {"step": step}
-        checkpoint(r, "best.pt")
+        r.checkpoint("best.pt")
     return s
 
 
 def after_iteration(r: Run) -> bool:
     """Checkpoint and evaluate when due; True when the tuner's pruning asks to stop."""
     if r.next_ckpt is not None and r.global_step >= r.next_ckpt:
-        checkpoint(r)
+        r.checkpoint()
         r.next_ckpt += r.cfg.checkpoint_interval
     if r.next_eval is not None and r.global_step >= r.next_eval:
         s = evaluate(r)
@@ -850,22 +757,64 @@ def after_iteration(r: Run) -> bool:
     return False
 
 
+def make_teacher(cfg: Config, env: EnKFVecEnv, best: Setting):
+    """The imitation target: the best tuned filter's analysis (B, M, N) of the agent's prior ensemble env.Eb (which
+    carries agent_inflation already, so the filter's prior inflation is divided by it); no rotation, so member i's
+    target is the filter's analysis of member i."""
+    obs, r = obs_setup(cfg)
+    radius = cfg.loc_radius if best.radius is None else best.radius
+    an = make_analysis(best.method, obs, r, best.inflation / env.agent_infl, radius, cfg.periodic,
+                       torch.Generator().manual_seed(cfg.seed + 2), best.post_inflation, best.rtps, False)  # fmt: skip
+    return lambda: an(env.prior_as_fixed(), env.y[env.path, env.t])
+
+
 def imitate(r: Run, frac: float) -> None:
-    """One iteration of the supervised warm start (imitation_update), with its curriculum and logging."""
-    cfg, t_roll = r.cfg, time.time()
-    beta = max(0.0, 1.0 - 2.0 * frac / cfg.imitation_fraction)  # teacher's share: 1 -> 0 over the first half
-    loss, r.lstm_state, r.next_obs, r.next_done, infos = imitation_update(
-        r.agent, r.env, r.teacher, r.optimizer, cfg, r.lstm_state, r.next_obs, r.next_done, beta)  # fmt: skip
-    r.global_step += r.env.B * cfg.num_steps
-    gs = r.global_step
+    """One iteration of the supervised warm start, imitating the best tuned filter (DAgger). Rollout: num_steps
+    cycles of the agent's deterministic analysis on its own forecasts (the states it will meet; with probability
+    beta per env and cycle, 1 -> 0 over the first half of the warm start, the teacher's analysis is integrated
+    instead, so an untrained agent does not lose the truth at once). Update: update_epochs x num_minibatches
+    regression steps (whole env sequences, every member, the LSTM from the rollout's initial state) on the mean
+    squared difference, in normalized units, between the agent's analysis and the teacher's."""
+    cfg, env, agent, B, t_roll = r.cfg, r.env, r.agent, r.env.B, time.time()
+    beta = max(0.0, 1.0 - 2.0 * frac / cfg.imitation_fraction)  # the teacher's share
+    state0 = (r.lstm_state[0].clone(), r.lstm_state[1].clone())
+    obs_b, done_b, eb_b, tgt_b, infos = [], [], [], [], []
+    with torch.no_grad():
+        for _ in range(cfg.num_steps):
+            obs_b.append(r.next_obs)
+            done_b.append(r.next_done)
+            mean, r.lstm_state = agent.actor_step(r.next_obs, r.lstm_state, r.next_done)
+            eb_b.append(env.Eb.clone())
+            tgt_b.append(r.teacher())  # (B, M, N)
+            if beta > 0:  # the teacher's analysis as an action (exact for the increment action without RTPS)
+                a_t = (tgt_b[-1] - env.Eb) / env.nc["increment"][1]
+                mean = torch.where(torch.rand(B, 1, 1, device=mean.device) < beta, a_t, mean)
+            res = env.step(mean)
+            r.next_obs, r.next_done = res.obs, (res.terminated | res.truncated).float()
+            infos.append(res)
+    obs_b, done_b, eb_b, tgt_b = (torch.stack(x) for x in (obs_b, done_b, eb_b, tgt_b))  # (S, B, ...)
+    idx, mb_envs, losses = np.arange(B), B // cfg.num_minibatches, []
+    for _ in range(cfg.update_epochs):
+        np.random.shuffle(idx)
+        for start in range(0, B, mb_envs):
+            mb = torch.as_tensor(idx[start : start + mb_envs])
+            mean, _ = agent.actor_sequence(obs_b[:, mb], agent.select_state(state0, mb), done_b[:, mb])  # (S, b, M, N)
+            loss = (((env.analysis_from_action(mean, eb_b[:, mb]) - tgt_b[:, mb]) / env.nc["state"][1]) ** 2).mean()
+            r.optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
+            r.optimizer.step()
+            losses.append(loss.item())
+    r.global_step += B * cfg.num_steps
     for res in infos:
         if cfg.curriculum and r.curriculum.record(int(res.truncated.sum())):
-            r.env.set_paths(r.curriculum.paths)
-    rmse = np.mean([float(res.info["rmse_truth"].mean()) for res in infos])
+            env.set_paths(r.curriculum.paths)
+    loss, gs = float(np.mean(losses)), r.global_step
     r.writer.add_scalar("imitation/loss", loss, gs)
     r.writer.add_scalar("imitation/teacher_share", beta, gs)
     r.writer.add_scalar("rmse/agent_vs_truth", float(np.mean([res.info["rmse_truth"].mean() for res in infos])), gs)
     r.writer.add_scalar("curriculum/num_paths", r.curriculum.n, gs)
+    rmse = np.mean([float(res.info["rmse_truth"].mean()) for res in infos])
     r.progress(f"[imitate] step {gs} it {r.iteration} | loss {loss:.4f} | rmse {rmse:.3f} | paths {r.curriculum.n} | "
                f"{time.time() - t_roll:.2f}s")  # fmt: skip
 
@@ -936,12 +885,9 @@ def ppo_update(r: Run, state0) -> dict:
             adv = buf["rew"] - buf["base"]
             returns = buf["rew"]
         adv = pool(adv, grain)
-    ret_n = (returns - vr.mean) / vr.std
-    old_v_n = (buf["val"] - vr.mean) / vr.std
+    ret_n, old_v_n = (returns - vr.mean) / vr.std, (buf["val"] - vr.mean) / vr.std
     old_logp = agent_logprob(buf["logp"], grain)
-
-    env_idx = np.arange(B)
-    mb_envs = B // cfg.num_minibatches
+    env_idx, mb_envs = np.arange(B), B // cfg.num_minibatches
     K = M if (cfg.update_members == 0 or agent.kind == "global" or grain == "ensemble") else cfg.update_members
     u = dict(returns=returns, clipfracs=[], approx_kl=torch.tensor(0.0), gnorms=[])
     for _epoch in range(cfg.update_epochs):
@@ -967,16 +913,15 @@ def ppo_update(r: Run, state0) -> dict:
             if cfg.norm_adv:
                 mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
             pg_loss = torch.max(-mb_adv * ratio, -mb_adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)).mean()
-            if not use_critic:
-                v_loss = torch.zeros(())
-            elif cfg.clip_vloss:
-                newv = agent.get_value(mb_obs)  # (S, b, K, N)
-                mb_ret, mb_oldv = ret_n[:, mb][:, :, mm], old_v_n[:, mb][:, :, mm]
-                v_clipped = mb_oldv + (newv - mb_oldv).clamp(-cfg.clip_coef, cfg.clip_coef)
-                v_loss = 0.5 * torch.max((newv - mb_ret) ** 2, (v_clipped - mb_ret) ** 2).mean()
-            else:
-                newv = agent.get_value(mb_obs)
-                v_loss = 0.5 * ((newv - ret_n[:, mb][:, :, mm]) ** 2).mean()
+            v_loss = torch.zeros(())
+            if use_critic:
+                newv, mb_ret = agent.get_value(mb_obs), ret_n[:, mb][:, :, mm]  # (S, b, K, N)
+                v_loss = (newv - mb_ret) ** 2
+                if cfg.clip_vloss:
+                    mb_oldv = old_v_n[:, mb][:, :, mm]
+                    v_clipped = mb_oldv + (newv - mb_oldv).clamp(-cfg.clip_coef, cfg.clip_coef)
+                    v_loss = torch.max(v_loss, (v_clipped - mb_ret) ** 2)
+                v_loss = 0.5 * v_loss.mean()
             entropy = (0.5 + 0.5 * math.log(2 * math.pi) + log_std) * torch.ones(())
             loss = pg_loss - cfg.ent_coef * entropy + cfg.vf_coef * v_loss
             u.update(pg_loss=pg_loss, v_loss=v_loss, entropy=entropy)
@@ -1005,20 +950,19 @@ def log_iteration(r: Run, lr: float, st: dict, u: dict) -> str:
     with torch.no_grad():
         y_pred, y_true = r.buf["val"].flatten(), u["returns"].flatten()
         var_y = y_true.var()
-        explained_var = float("nan") if var_y == 0 else float(1 - (y_true - y_pred).var() / var_y)
+        ev = float("nan") if var_y == 0 else float(1 - (y_true - y_pred).var() / var_y)
     sps = int((r.global_step - r.step0) / max(time.time() - r.t_start, 1e-9))
-    std = float(torch.exp(r.agent.log_std().detach()))
-    clipfrac = float(np.mean(u["clipfracs"])) if u["clipfracs"] else 0.0
+    std, m = float(torch.exp(r.agent.log_std().detach())), {k: float(np.mean(st[k])) for k in INFO_STATS}
     tags = {"charts/learning_rate": lr, "reward/truth_weight": r.env.truth_weight, "charts/SPS": sps}
     if r.cfg.advantage == "gae":
-        tags.update({"losses/value_loss": u["v_loss"].item(), "losses/explained_variance": explained_var})
+        tags.update({"losses/value_loss": u["v_loss"].item(), "losses/explained_variance": ev})
     tags.update({"losses/policy_loss": u["pg_loss"].item(), "losses/entropy": u["entropy"].item(),
-                 "losses/approx_kl": u["approx_kl"].item(), "losses/clipfrac": clipfrac,
+                 "losses/approx_kl": u["approx_kl"].item(),
+                 "losses/clipfrac": float(np.mean(u["clipfracs"])) if u["clipfracs"] else 0.0,
                  "losses/skipped_updates": r.skipped, "curriculum/num_paths": r.curriculum.n,
                  "curriculum/current_level": r.curriculum.n,  # the user's old tag
-                 "rmse/agent_vs_truth": float(np.mean(st["rmse_truth"])), "rmse/agent_vs_enkf": float(np.mean(st["rmse_enkf"])),
-                 "rmse/agent_spread": float(np.mean(st["spread"])),
-                 "reward/ensemble_1_minus_rmse": float(np.mean(st["ensemble_reward"]))})  # fmt: skip
+                 "rmse/agent_vs_truth": m["rmse_truth"], "rmse/agent_vs_enkf": m["rmse_enkf"],
+                 "rmse/agent_spread": m["spread"], "reward/ensemble_1_minus_rmse": m["ensemble_reward"]})  # fmt: skip
     if st["agent_r"]:  # per-agent statistics over the N_ens agents (time-mean over the rollout first)
         for tag, v in (("reward", torch.stack(st["agent_r"]).mean(0)), ("rmse", torch.stack(st["agent_rmse"]).mean(0))):
             tags.update({f"agents/{tag}_mean": float(v.mean()), f"agents/{tag}_min": float(v.min()),
@@ -1026,21 +970,20 @@ def log_iteration(r: Run, lr: float, st: dict, u: dict) -> str:
     tags.update({"policy/action_std": std, "policy/action_std_mean": std,  # the user's old tag
                  "grad/norm": float(np.mean(u["gnorms"])) if u["gnorms"] else float("nan")})  # fmt: skip
     if r.agent.lstm is not None:  # the user's old tag
-        tags["gradients/lstm_total_norm"] = float(sum(p.grad.norm() ** 2 for p in r.agent.lstm.parameters()
-                                                      if p.grad is not None) ** 0.5)  # fmt: skip
+        grads = [p.grad.norm() ** 2 for p in r.agent.lstm.parameters() if p.grad is not None]
+        tags["gradients/lstm_total_norm"] = float(sum(grads) ** 0.5)
     tags.update({"perf/rollout_s": st["t_roll"], "perf/env_s": st["t_env"], "perf/update_s": u["t_upd"]})
-    if st["ret"]:
+    if st["ret"]:  # and the user's old tags episode/reward, episode/length
         ret, ln = float(np.mean(st["ret"])), float(np.mean(st["len"]))
-        tags.update({"charts/episodic_return": ret, "charts/episodic_length": ln,
-                     "episode/reward": ret, "episode/length": ln})  # the user's old tags  # fmt: skip
-    r.recent_rmse = (r.recent_rmse + [float(np.mean(st["rmse_truth"]))])[-10:]  # last 10 iterations
+        tags.update({"charts/episodic_return": ret, "charts/episodic_length": ln, "episode/reward": ret,
+                     "episode/length": ln})  # fmt: skip
+    r.recent_rmse = (r.recent_rmse + [m["rmse_truth"]])[-10:]  # last 10 iterations
     tags["episode/rmse_mean_10"] = float(np.mean(r.recent_rmse))
     for tag, v in tags.items():
         r.writer.add_scalar(tag, v, r.global_step)
-    return (f"[train] step {r.global_step} it {r.iteration}/{r.num_iterations} SPS {sps} | rmse {np.mean(st['rmse_truth']):.3f} "
-            f"spread {np.mean(st['spread']):.3f} | std {std:.3f} kl {u['approx_kl'].item():.4f} "
-            f"ev {explained_var:.2f} | paths {r.curriculum.n} | roll {st['t_roll']:.2f}s (env {st['t_env']:.2f}) "
-            f"upd {u['t_upd']:.2f}s")  # fmt: skip
+    return (f"[train] step {r.global_step} it {r.iteration}/{r.num_iterations} SPS {sps} | rmse {m['rmse_truth']:.3f} "
+            f"spread {m['spread']:.3f} | std {std:.3f} kl {u['approx_kl'].item():.4f} ev {ev:.2f} | paths "
+            f"{r.curriculum.n} | roll {st['t_roll']:.2f}s (env {st['t_env']:.2f}) upd {u['t_upd']:.2f}s")  # fmt: skip
 
 
 def catch_signals(r: Run) -> dict:
@@ -1058,7 +1001,7 @@ def catch_signals(r: Run) -> dict:
 def train(cfg: Config, args: Args, on_eval=None) -> dict:
     """Train (or resume) a run; returns the final summary. on_eval(step, summary) is called after each periodic
     evaluation; if it returns True, training stops there (the tuner's pruning)."""
-    r = setup(cfg, args, on_eval)
+    r = Run(cfg, args, on_eval)
     cfg, n_it = r.cfg, r.num_iterations
     old_handlers = catch_signals(r)
     try:
@@ -1090,10 +1033,10 @@ def train(cfg: Config, args: Args, on_eval=None) -> dict:
     finally:
         for s, h in old_handlers.items():
             signal.signal(s, h)
-        checkpoint(r)
+        r.checkpoint()
     interrupted = r.stop
     final = evaluate(r, final=True) if not (interrupted or r.pruned) else None
-    checkpoint(r)
+    r.checkpoint()
     r.writer.close()
     out = {k: v for k, v in (final or {}).items() if k != "figures"}
     seconds = time.time() - r.t_start
