@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io as _io
+import itertools
 import json
 import math
 import random
@@ -69,9 +70,6 @@ class Args(Config):
     """Stop after this many iterations in this invocation, with a checkpoint, as on SIGTERM (0 = off)."""
 
 
-RUN_FIELDS = [f.name for f in dataclasses.fields(Args) if f.name not in FIELDS]
-
-
 def parse_args(argv=None) -> tuple[Config, Args]:
     """--config sets the defaults, every other flag overrides them; all values are range-checked."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -90,23 +88,16 @@ def parse_args(argv=None) -> tuple[Config, Args]:
         if not e.code:
             raise
         # tyro draws a multi-line box; keep its message lines as one line
-        lines = [ln.strip(" │╭╮╰╯─\n") for ln in err.getvalue().splitlines()]
-        lines = [ln for ln in lines if ln]
-        title, body = (lines[0], lines[1:]) if lines else ("error", [])
-        keep = []
-        for ln in body:
-            if ln.startswith(("Argument helptext", "For full helptext", "Perhaps you meant", "Arguments similar")):
-                break
-            keep.append(ln)
-        raise ConfigError(f"command line: {title}: {' '.join(keep)} (see --help)") from None
+        lines = [s for ln in err.getvalue().splitlines() if (s := ln.strip(" │╭╮╰╯─\n"))] or ["error"]
+        hints = ("Argument helptext", "For full helptext", "Perhaps you meant", "Arguments similar")
+        body = itertools.takewhile(lambda ln: not ln.startswith(hints), lines[1:])
+        raise ConfigError(f"command line: {lines[0]}: {' '.join(body)} (see --help)") from None
     changed = {k: getattr(args, k) for k in FIELDS if getattr(args, k) != getattr(base, k)}
     cfg = make_config(changed, f"{cfg_path} (command line)", base=base) if changed else base
     return cfg, args
 
 
-# ---------------------------------------------------------------------------------------------------
-# Agent
-# ---------------------------------------------------------------------------------------------------
+# ---- Agent ----------------------------------------------------------------------------------------
 def layer_init(layer, std=math.sqrt(2), bias_const=0.0):
     torch.nn.init.orthogonal_(layer.weight, std)
     torch.nn.init.constant_(layer.bias, bias_const)
@@ -125,10 +116,9 @@ def mlp(D, H, out=0):
 
 class Agent(nn.Module):
     """Policy and critic: observations (B, M, C, N) -> Gaussian means and values (B, M, N). Agent(cfg, C, M, N)
-    builds the class of the network kind: LocalAgent (policy local), DenseAgent (dense), GlobalAgent (global) or
-    MemberAgent (global with agents per-member). The base holds what the kinds share: the LSTM over each kind's
-    cells (zeroed at episode starts), the clamped log-std, the gate inputs, actor_sequence / actor_step; a kind
-    builds encoder, critic and actor_head and defines _encode, _head, cells and get_value."""
+    builds the class of the network kind: LocalAgent, DenseAgent, GlobalAgent, or MemberAgent (policy global with
+    agents per-member). The base holds the LSTM over the kind's cells (zeroed at episode starts), the clamped
+    log-std, the gate inputs and actor_sequence / actor_step."""
 
     kind = ""
 
@@ -141,58 +131,44 @@ class Agent(nn.Module):
     def __init__(self, cfg: Config, C: int, M: int, N: int):
         super().__init__()
         self.M, self.N, H, L = M, N, cfg.hidden, cfg.lstm_hidden
-        self.per_member = cfg.agents == "per-member"
-        self.lstm_layers = cfg.lstm_layers
-        # member pooling and head gates (LocalAgent, DenseAgent: PooledAgent._gates)
+        self.per_member, self.lstm_layers = cfg.agents == "per-member", cfg.lstm_layers
+        # member pooling and head gates: set by LocalAgent and DenseAgent (PooledAgent._gates)
         self.mix, self.gate_idx, self.innov_gate, self.reach, self.shifts, self.kg = False, [], None, 0, [], []
         self._build(cfg, C, M, N, H, L or H)  # encoder, critic, actor_head: in this order (seeded weights)
         self.lstm = nn.LSTM(H, L, num_layers=cfg.lstm_layers) if L > 0 else None
-        if self.lstm is not None:
-            for name, p in self.lstm.named_parameters():
-                if "bias" in name:
-                    nn.init.constant_(p, 0)
-                elif "weight" in name:
-                    nn.init.orthogonal_(p, 1.0)
+        for name, p in self.lstm.named_parameters() if self.lstm is not None else []:
+            if "bias" in name:
+                nn.init.constant_(p, 0)
+            elif "weight" in name:
+                nn.init.orthogonal_(p, 1.0)
         self.actor_logstd = nn.Parameter(torch.tensor(math.log(cfg.init_action_std)))
         self.min_logstd, self.max_logstd = math.log(cfg.min_action_std), math.log(cfg.max_action_std)
 
-    def _build(self, cfg: Config, C: int, M: int, N: int, H: int, L: int):  # L: the head's input size
-        raise NotImplementedError
+    # each kind builds encoder, critic and actor_head (L: the head's input size) and defines:
+    def _build(self, cfg: Config, C: int, M: int, N: int, H: int, L: int): ...
+    def _encode(self, obs, members=None): ...  # (B, M, C, N) -> (cells(B, K), H); K = len(members) or M
+    def _head(self, h, B, M, gates=None): ...  # (cells(B, M), L) -> (B, M, N); gates (B, M, G, N)
+    def get_value(self, obs): ...  # (..., M, C, N) -> (..., M, N)
 
-    def _encode(self, obs, members=None):  # (B, M, C, N) -> (cells(B, K), H); K = len(members) or M
-        raise NotImplementedError
-
-    def _head(self, h, B, M, gates=None):  # (cells(B, M), L) -> (B, M, N); gates (B, M, G, N)
-        raise NotImplementedError
-
-    def get_value(self, obs):  # (..., M, C, N) -> (..., M, N)
-        raise NotImplementedError
-
-    def cells(self, B: int, M: int | None = None) -> int:
-        """Number of LSTM sequences for B envs of M members (here one per member)."""
-        return B * (M or self.M)
+    def cells(self, B: int, M: int | None = None) -> int:  # LSTM sequences for B envs of M members
+        return B * (M or self.M)  # one per member
 
     def initial_state(self, B: int, device="cpu"):
         L = self.lstm.hidden_size if self.lstm is not None else 1
         z = torch.zeros(self.lstm_layers, self.cells(B), L, device=device)
         return (z, z.clone())
 
-    def select_state(self, state, envs, members=slice(None)):
-        """The LSTM state (layers, cells(B), L) of envs (and members): (layers, cells(b, K), L)."""
+    def select_state(self, state, envs, members=slice(None)):  # (layers, cells(B), L) -> (layers, cells(b, K), L)
         return tuple(s.view(s.shape[0], -1, self.M, self.cells(1, 1), s.shape[-1])[:, envs][:, :, members]
                      .reshape(s.shape[0], -1, s.shape[-1]) for s in state)  # fmt: skip
 
     def log_std(self):
         return self.actor_logstd.clamp(self.min_logstd, self.max_logstd)
 
-    def _done_mask(self, done, B, M):  # (B,) -> (cells(B, M), 1)
-        return done.float().repeat_interleave(self.cells(1, M)).unsqueeze(-1)
-
     def actor_sequence(self, obs, state, done, members=None):
         """obs (S, B, M, C, N), done (S, B) (1 where obs starts a new episode), state: LSTM state before
         obs[0] (of the selected members). members: indices of the members to act for (the update subsamples
-        them; the member pooling still sees all M). Returns means (S, B, K, N) and the final state. The LSTM
-        state is zeroed at episode starts."""
+        them; the member pooling still sees all M). Returns means (S, B, K, N) and the final state."""
         S, B, M = obs.shape[:3]
         anom = self.gate_inputs(obs)  # (S, B, M, G, N) gate inputs
         if members is not None:
@@ -200,26 +176,23 @@ class Agent(nn.Module):
             anom = anom[:, :, members] if anom is not None else None
         cells = self.cells(B, M)
         h = self._encode(obs.reshape(S * B, *obs.shape[2:]), members).reshape(S, cells, -1)  # (S, cells, H)
-        if self.lstm is None:
-            return self._head(h.reshape(S * cells, -1), S * B, M, anom).reshape(S, B, M, self.N), state
-        outs = []
-        for s in range(S):
-            keep = 1.0 - self._done_mask(done[s], B, M)  # (cells, 1)
-            state = (keep * state[0], keep * state[1])
-            o, state = self.lstm(h[s].unsqueeze(0), state)
-            outs.append(o[0])
-        out = torch.stack(outs)  # (S, cells, L)
-        return self._head(out.reshape(S * cells, -1), S * B, M, anom).reshape(S, B, M, self.N), state
+        if self.lstm is not None:
+            outs = []
+            for s in range(S):
+                keep = 1.0 - done[s].float().repeat_interleave(self.cells(1, M)).unsqueeze(-1)  # (cells, 1)
+                state = (keep * state[0], keep * state[1])
+                o, state = self.lstm(h[s].unsqueeze(0), state)
+                outs.append(o[0])
+            h = torch.stack(outs)  # (S, cells, L)
+        return self._head(h.reshape(S * cells, -1), S * B, M, anom).reshape(S, B, M, self.N), state
 
     def gate_inputs(self, obs):  # (..., M, C, N) -> (..., M, G, N) or None
         if not self.gate_idx:
             return None
-        g = obs[..., self.gate_idx, :]
+        g, inn = obs[..., self.gate_idx, :], obs[..., self.innov_gate or 0, :]  # inn: (..., M, N)
         if self.shifts:  # innov_i(j + k) at j for every shift k (periodic grid)
-            inn = obs[..., self.innov_gate, :]  # (..., M, N)
             g = torch.cat([g, torch.stack([inn.roll(-k, -1) for k in self.shifts], -2)], -2)
         if self.kg:  # kg_k(j) * innov_i(j + k): the gain row times the member's innovations
-            inn = obs[..., self.innov_gate, :]  # (..., M, N)
             g = torch.cat([g, torch.stack([obs[..., c, :] * inn.roll(-k, -1) for c, k in self.kg], -2)], -2)
         return g
 
@@ -229,23 +202,20 @@ class Agent(nn.Module):
 
 
 class PooledAgent(Agent):
-    """local and dense: one network shared by the members, each member an independent sequence; with member_mix
-    its second layer also sees the members' mean of the first's channels (DeepSets pooling); head gates."""
+    """local and dense: one network shared by the members, each an independent sequence; with member_mix the
+    second layer also sees the members' mean of the first's channels (DeepSets pooling); gates in the head."""
 
     def _gates(self, cfg: Config, C: int):
         """anomaly gate: mean_i = a_i + b_i * anom_i, so scaling a member's anomaly (what a square-root filter does)
-        is one multiplication instead of something the tanh layers must approximate; innovation gate: + c_i * innov_i,
-        so is a gain times the member's innovation (what a Kalman update does). gate_idx: channels of the newest
-        window step that the head multiplies. Returns the gated features and the newest step's first channel."""
-        feats, F = cfg.feature_list, C // cfg.temporal_window
-        last = (cfg.temporal_window - 1) * F
+        is one multiplication instead of something the tanh layers must approximate; innovation gate: + c_i * innov_i
+        (a gain times the innovation: a Kalman update). gate_idx: the newest window step's channels the head
+        multiplies. Returns the gated features and the newest step's first channel."""
+        feats, last = cfg.feature_list, (cfg.temporal_window - 1) * (C // cfg.temporal_window)
         gates = [f for f, on in (("anom", cfg.anomaly_gate), ("innov", cfg.innovation_gate)) if on and f in feats]
-        self.gate_idx = [last + feats.index(f) for f in gates]
-        self.mix = cfg.member_mix
+        self.gate_idx, self.mix = [last + feats.index(f) for f in gates], cfg.member_mix
         return gates, last
 
-    def _layer1(self, x):  # (B, K, C, N) -> (B, K, H, n): the first layer, per member
-        raise NotImplementedError
+    def _layer1(self, x): ...  # (B, K, C, N) -> (B, K, H, n): the first layer, per member
 
     def _encode(self, obs, members=None):  # (B, M, C, N) -> (cells(B, K), H); K = len(members) or M
         B = obs.shape[0]
@@ -257,15 +227,12 @@ class PooledAgent(Agent):
             with torch.no_grad():
                 pool_all = self._layer1(obs).mean(1, keepdim=True)  # (B, 1, H, n)
             h = self._layer1(obs[:, members])  # (B, K, H, n)
-            pool = pool_all + (h - h.detach()).mean(1, keepdim=True)
-            h = torch.cat([h, pool.expand_as(h)], 2)  # (B, K, 2H, n)
-        elif self.mix:  # every member also sees the ensemble mean of each channel
-            h = self._layer1(obs)  # (B, M, H, n)
-            h = torch.cat([h, h.mean(1, keepdim=True).expand_as(h)], 2)  # (B, M, 2H, n)
-            if members is not None:
-                h = h[:, members]
+            h = torch.cat([h, (pool_all + (h - h.detach()).mean(1, keepdim=True)).expand_as(h)], 2)  # (B, K, 2H, n)
         else:
             h = self._layer1(obs)  # (B, M, H, n)
+            if self.mix:  # every member also sees the ensemble mean of each channel
+                h = torch.cat([h, h.mean(1, keepdim=True).expand_as(h)], 2)  # (B, M, 2H, n)
+                h = h[:, members] if members is not None else h
         K, n = h.shape[1], h.shape[-1]
         h = self.encoder[3](self.encoder[2](h.reshape(B * K, -1, n)))  # (B*K, H, n)
         return h.permute(0, 2, 1).reshape(B * K * n, -1)  # (B*K*n, H)
@@ -279,8 +246,8 @@ class PooledAgent(Agent):
 
 class LocalAgent(PooledAgent):
     """local: per member, circular convs over the grid (weights shared by members and grid points), an LSTM per
-    (member, grid point) cell, a 1x1 head: one Gaussian increment per cell; runs for any M and N. Critic: the
-    same conv trunk without the LSTM, one value per cell (with agents per-member its mean over the grid)."""
+    (member, grid point) cell, a 1x1 head: one Gaussian increment per cell; any M and N. Critic: the same conv
+    trunk without the LSTM, one value per cell (with agents per-member its mean over the grid)."""
 
     kind = "local"
 
@@ -394,9 +361,7 @@ def compute_gae(rewards, values, dones, next_value, next_done, gamma: float, lam
     """GAE over a rollout. rewards, values (S, B, ...); dones (S, B): 1 where obs[t] starts a new episode;
     next_value (B, ...), next_done (B,) for the observation after the rollout. An episode end cuts the
     bootstrap (truncated episodes carry gamma * V(final obs) in their last reward already)."""
-    S = rewards.shape[0]
-    adv = torch.zeros_like(rewards)
-    lastgaelam = torch.zeros_like(next_value)
+    S, adv, lastgaelam = rewards.shape[0], torch.zeros_like(rewards), torch.zeros_like(next_value)
     extra = (1,) * (rewards.dim() - 2)
     for t in reversed(range(S)):
         nonterminal = 1.0 - (next_done if t == S - 1 else dones[t + 1])
@@ -418,11 +383,8 @@ def pool(x: torch.Tensor, grain: str) -> torch.Tensor:
 
 def agent_logprob(logp: torch.Tensor, grain: str) -> torch.Tensor:
     """Joint log-probability of each agent's action (sum over its cells), kept at cell shape."""
-    if grain == "cell":
-        return logp
-    dims = (-1,) if grain == "member" else (-2, -1)
     n = logp.shape[-1] if grain == "member" else logp.shape[-1] * logp.shape[-2]
-    return logp.mean(dims, keepdim=True).expand_as(logp) * n
+    return logp if grain == "cell" else pool(logp, grain) * n
 
 
 def normal_logprob(a, mean, log_std):
@@ -452,10 +414,8 @@ class Curriculum:
     add the next path, up to the last training path. Path 0 is never trained on."""
 
     def __init__(self, num_paths: int, episodes: int = 100, enabled: bool = True):
-        self.max_paths = num_paths - 1
-        self.episodes = episodes
+        self.max_paths, self.episodes, self.completed = num_paths - 1, episodes, 0
         self.n = 1 if enabled else self.max_paths
-        self.completed = 0
 
     @property
     def paths(self) -> list[int]:
@@ -470,11 +430,10 @@ class Curriculum:
         if self.n >= self.max_paths:
             return False
         self.completed += completed_episodes
-        if self.completed >= self.needed:
-            self.n += 1
-            self.completed = 0
-            return True
-        return False
+        if self.completed < self.needed:
+            return False
+        self.n, self.completed = self.n + 1, 0
+        return True
 
     def state_dict(self):
         return {"n": self.n, "completed": self.completed}
@@ -483,9 +442,7 @@ class Curriculum:
         self.n, self.completed = d["n"], d["completed"]
 
 
-# ---------------------------------------------------------------------------------------------------
-# Evaluation on the held-out path (deterministic policy, whole path)
-# ---------------------------------------------------------------------------------------------------
+# ---- Evaluation on the held-out path 0 (deterministic policy, whole path) -------------------------
 @torch.no_grad()
 def rollout_paths(agent: Agent, env: EnKFVecEnv, paths) -> dict:
     """Run the mean action on each of `paths` (one per env of `env`, so env.B == len(paths)) from its first
@@ -495,10 +452,8 @@ def rollout_paths(agent: Agent, env: EnKFVecEnv, paths) -> dict:
     obs = env.reset_to(list(paths), 0)
     state = agent.initial_state(P, env.device)
     done = torch.ones(P, device=env.device)
-    rm, sp = torch.full((P, T), float("nan")), torch.full((P, T), float("nan"))
-    alive = torch.ones(P, dtype=torch.bool)
-    survived = torch.full((P,), T)
-    means = []
+    rm, sp, means = torch.full((P, T), float("nan")), torch.full((P, T), float("nan")), []
+    alive, survived = torch.ones(P, dtype=torch.bool), torch.full((P,), T)
     for t in range(T):
         mean, state = agent.actor_step(obs, state, done)
         if alive[0]:
@@ -515,14 +470,6 @@ def rollout_paths(agent: Agent, env: EnKFVecEnv, paths) -> dict:
     return dict(rmse=rm.numpy(), spread=sp.numpy(), mean=torch.stack(means).numpy(), survived=survived.numpy())
 
 
-def rollout_deterministic(agent: Agent, env: EnKFVecEnv, path: int = 0) -> dict:
-    """rollout_paths for one path (env with one env): series cut at the halt."""
-    r = rollout_paths(agent, env, [path])
-    n = int(r["survived"][0])
-    k = n if n == env.T else n + 1  # keep the cycle that halted (its analysis was made)
-    return dict(rmse=r["rmse"][0, :k], spread=r["spread"][0, :k], mean=r["mean"][:k], survived=n)
-
-
 class Evaluator:
     """Holds a 1-env copy of the environment on path 0 and the baselines there."""
 
@@ -532,36 +479,28 @@ class Evaluator:
         obs, _ = obs_setup(cfg)
         # the reference: the best tuned filter on file (`make tune-filters` tunes EAKF, ETKF, LETKF and PertObs);
         # with none on file, the data filter at a given teacher inflation, else at its tuned setting (tuned here)
-        best = best_setting(cfg)
-        radius = cfg.loc_radius if cfg.data_filter == "letkf" else None
-        if best is not None:
-            self.best = best[0]
-        elif cfg.teacher_inflation > 0:
-            self.best = Setting(cfg.data_filter, cfg.teacher_inflation, radius=radius)
-        else:
-            self.best = tuned_setting(cfg)
+        best, radius = best_setting(cfg), cfg.loc_radius if cfg.data_filter == "letkf" else None
+        given = Setting(cfg.data_filter, cfg.teacher_inflation, radius=radius) if cfg.teacher_inflation > 0 else None
+        self.best = best[0] if best is not None else given or tuned_setting(cfg)
         self.base = path_baselines(cfg, data, 0, self.env.fc, obs, best=self.best)
 
     def __call__(self, agent: Agent, folder: Path, title: str, step: int | None = None) -> dict:
         was_training = agent.training
         agent.eval()
-        res = rollout_deterministic(agent, self.env, 0)
+        r = rollout_paths(agent, self.env, [0])
         agent.train(was_training)
+        n = int(r["survived"][0])
+        k = n if n == self.env.T else n + 1  # the series cut at the halt, keeping the cycle that halted
+        res = dict(rmse=r["rmse"][0, :k], spread=r["spread"][0, :k], mean=r["mean"][:k], survived=n)
         return write_report(self.cfg, folder, res, self.base, self.data.truth[0].numpy(),
                             self.data.xa[0].mean(1).numpy(), title, step)  # fmt: skip
 
 
-# ---------------------------------------------------------------------------------------------------
-# Checkpoints (atomic) and run folders
-# ---------------------------------------------------------------------------------------------------
+# ---- Checkpoints and run folders ------------------------------------------------------------------
 ARCH_FIELDS = ("agents", "policy", "features", "temporal_window", "hidden", "kernel", "lstm_hidden", "lstm_layers",
                "anomaly_gate", "innovation_gate", "innovation_reach", "gain_gate", "member_mix", "action", "bound")  # fmt: skip
-AGENT_ENV_FIELDS = (
-    "agent_inflation",
-    "rtps",
-    "inflation_adapt",
-    "inflation_adapt_max",
-)  # how the env turns the agent's actions into an analysis
+# how the env turns the agent's actions into an analysis
+AGENT_ENV_FIELDS = ("agent_inflation", "rtps", "inflation_adapt", "inflation_adapt_max")
 
 
 def load_checkpoint(path, device="cpu", flag: str = "--checkpoint") -> dict:
@@ -581,28 +520,10 @@ def load_checkpoint(path, device="cpu", flag: str = "--checkpoint") -> dict:
 
 
 def check_arch(st: dict, cfg: Config, path, flag: str) -> None:
-    old = {
-        k: st["config"].get(k, getattr(Config(), k)) for k in ARCH_FIELDS
-    }  # a field newer than the file: its default
+    old = {k: st["config"].get(k, getattr(Config(), k)) for k in ARCH_FIELDS}  # a field newer than the file: default
     diff = [f"{k}={old[k]!r}" for k in ARCH_FIELDS if old[k] != getattr(cfg, k)]
     if diff:
         raise ConfigError(f"{flag}: {path} has a different architecture ({', '.join(diff)}); pass the same values")
-
-
-def save_checkpoint(path: Path, **state) -> None:
-    buf = _io.BytesIO()
-    torch.save(state, buf)
-    io.write_bytes(path, buf.getvalue())
-
-
-def rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-
-
-def set_rng_state(d: dict) -> None:
-    torch.set_rng_state(d["torch"])
-    np.random.set_state(d["numpy"])
-    random.setstate(d["python"])
 
 
 RESUMABLE = ("total_timesteps", "eval_interval", "checkpoint_interval", "torch_threads", "compile")
@@ -621,10 +542,9 @@ def run_folder(cfg: Config, args: Args) -> Path:
     return root / f"{cfg.name}__s{cfg.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-# ---------------------------------------------------------------------------------------------------
-# Training. Run: the run's state (new, --init-from or --resume); phases: imitate (the warm start) or rollout +
-# ppo_update + log_iteration, then after_iteration (checkpoint, evaluate); train() is the main loop.
-# ---------------------------------------------------------------------------------------------------
+# ---- Training -------------------------------------------------------------------------------------
+# Run: the run's state (new, --init-from or --resume). Phases of an iteration: imitate (the warm start) or rollout,
+# ppo_update and log_iteration; then after_iteration (checkpoint, evaluate). train(): the main loop.
 class Run:
     """A training run's state shared by the phases: cfg, folder, data, env, agent, optimizer, curriculum,
     value_rms, writer, evaluator, teacher; counters (global_step, iteration, best, ...); the env's next_obs
@@ -689,28 +609,31 @@ class Run:
         diff = [k for k, v in st["config"].items() if k not in RESUMABLE and getattr(self.cfg, k, None) != v]
         if diff:
             raise ConfigError(f"--resume: {ck} was made with a different config (fields: {', '.join(diff)})")
-        self.agent.load_state_dict(st["agent"])
-        self.optimizer.load_state_dict(st["optimizer"])
-        self.curriculum.load_state_dict(st["curriculum"])
-        self.env.load_state_dict(st["env"])
+        for k in ("agent", "optimizer", "curriculum", "env"):
+            getattr(self, k).load_state_dict(st[k])
         self.value_rms.__dict__.update(st["value_rms"])
         self.global_step, self.iteration, self.best = st["global_step"], st["iteration"], st["best"]
         self.elapsed0 = st.get("elapsed", 0.0)
         self.next_obs, self.next_done = st["next_obs"].to(self.device), st["next_done"].to(self.device)
         self.lstm_state = tuple(s.to(self.device) for s in st["lstm_state"])
-        set_rng_state(st["rng"])
+        torch.set_rng_state(st["rng"]["torch"])
+        np.random.set_state(st["rng"]["numpy"])
+        random.setstate(st["rng"]["python"])
         print(f"[resume] {self.folder.name}: step {self.global_step}, iteration {self.iteration}, curriculum "
               f"{self.curriculum.n} paths", file=sys.stderr)  # fmt: skip
 
-    def checkpoint(self, name: str = "latest.pt") -> None:
+    def checkpoint(self, name: str = "latest.pt") -> None:  # written atomically
         self.writer.flush()  # every logged step up to the checkpoint is on disk: a resume continues without a gap
-        save_checkpoint(self.folder / "checkpoints" / name, agent=self.agent.state_dict(),
-                        optimizer=self.optimizer.state_dict(), curriculum=self.curriculum.state_dict(),
-                        env=self.env.state_dict(), value_rms=dict(self.value_rms.__dict__), global_step=self.global_step,
-                        iteration=self.iteration, best=self.best, next_obs=self.next_obs.cpu(),
-                        next_done=self.next_done.cpu(), lstm_state=tuple(s.cpu() for s in self.lstm_state),
-                        rng=rng_state(), config=self.cfg.to_dict(), normalization=self.data.norm.to_dict(),
-                        elapsed=self.elapsed0 + time.time() - self.t_start)  # fmt: skip
+        rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+        buf = _io.BytesIO()
+        torch.save(dict(agent=self.agent.state_dict(), optimizer=self.optimizer.state_dict(),
+                        curriculum=self.curriculum.state_dict(), env=self.env.state_dict(),
+                        value_rms=dict(self.value_rms.__dict__), global_step=self.global_step, iteration=self.iteration,
+                        best=self.best, next_obs=self.next_obs.cpu(), next_done=self.next_done.cpu(),
+                        lstm_state=tuple(s.cpu() for s in self.lstm_state), rng=rng, config=self.cfg.to_dict(),
+                        normalization=self.data.norm.to_dict(), elapsed=self.elapsed0 + time.time() - self.t_start),
+                   buf)  # fmt: skip
+        io.write_bytes(self.folder / "checkpoints" / name, buf.getvalue())
 
     def progress(self, line: str) -> None:  # one progress line every ~20 s
         if self.args.progress and time.time() - self.last_print > 20:
@@ -723,6 +646,8 @@ EVAL_KEYS = ("agent_rmse", "ratio", "ratio_to_best", "agent_spread", "spread_ove
 
 def evaluate(r: Run, final: bool = False) -> dict:
     """Evaluate on path 0 (report in eval/), log it, and keep best.pt (the lowest RMSE of a whole-path survival)."""
+    import matplotlib.image as mpimg
+
     step, folder = r.global_step, r.folder / "eval" / ("final" if final else f"step_{r.global_step:09d}")
     s = r.evaluator(r.agent, folder, f"{r.cfg.name} agent", step)
     for k in EVAL_KEYS:
@@ -733,7 +658,8 @@ def evaluate(r: Run, final: bool = False) -> dict:
     with open(r.folder / "evals.jsonl", "a") as fh:
         fh.write(json.dumps(rec, default=float) + "\n")
     for name, p in s["figures"].items():
-        r.writer.add_image(f"eval/{name}", plt_imread(p), step, dataformats="HWC")
+        img = mpimg.imread(p)
+        r.writer.add_image(f"eval/{name}", img[..., :3] if img.shape[-1] == 4 else img, step, dataformats="HWC")
     if s["cycles_survived"] == s["cycles"] and s["agent_rmse"] < r.best["agent_rmse"]:
         r.best = {k: v for k, v in s.items() if k != "figures"} | {"step": step}
         r.checkpoint("best.pt")
@@ -778,21 +704,18 @@ def imitate(r: Run, frac: float) -> None:
     cfg, env, agent, B, t_roll = r.cfg, r.env, r.agent, r.env.B, time.time()
     beta = max(0.0, 1.0 - 2.0 * frac / cfg.imitation_fraction)  # the teacher's share
     state0 = (r.lstm_state[0].clone(), r.lstm_state[1].clone())
-    obs_b, done_b, eb_b, tgt_b, infos = [], [], [], [], []
+    steps, infos = [], []  # steps: observation, done, prior and the teacher's analysis of it
     with torch.no_grad():
         for _ in range(cfg.num_steps):
-            obs_b.append(r.next_obs)
-            done_b.append(r.next_done)
             mean, r.lstm_state = agent.actor_step(r.next_obs, r.lstm_state, r.next_done)
-            eb_b.append(env.Eb.clone())
-            tgt_b.append(r.teacher())  # (B, M, N)
+            steps.append((r.next_obs, r.next_done, env.Eb.clone(), r.teacher()))  # teacher: (B, M, N)
             if beta > 0:  # the teacher's analysis as an action (exact for the increment action without RTPS)
-                a_t = (tgt_b[-1] - env.Eb) / env.nc["increment"][1]
+                a_t = (steps[-1][3] - env.Eb) / env.nc["increment"][1]
                 mean = torch.where(torch.rand(B, 1, 1, device=mean.device) < beta, a_t, mean)
             res = env.step(mean)
             r.next_obs, r.next_done = res.obs, (res.terminated | res.truncated).float()
             infos.append(res)
-    obs_b, done_b, eb_b, tgt_b = (torch.stack(x) for x in (obs_b, done_b, eb_b, tgt_b))  # (S, B, ...)
+    obs_b, done_b, eb_b, tgt_b = (torch.stack(x) for x in zip(*steps, strict=True))  # (S, B, ...)
     idx, mb_envs, losses = np.arange(B), B // cfg.num_minibatches, []
     for _ in range(cfg.update_epochs):
         np.random.shuffle(idx)
@@ -857,12 +780,11 @@ def rollout(r: Run) -> dict:
             st["agent_r"].append(res.reward[:, :, 0].mean(0))
             st["agent_rmse"].append(res.info["member_rmse"].mean(0))
         finished = r.next_done.bool()
-        if finished.any():
-            st["ret"] += res.info["episode_return"][finished].tolist()
-            st["len"] += res.info["episode_length"][finished].tolist()
-            completed = int(res.truncated.sum())  # reached the end without a halt
-            if cfg.curriculum and r.curriculum.record(completed):
-                env.set_paths(r.curriculum.paths)
+        st["ret"] += res.info["episode_return"][finished].tolist()
+        st["len"] += res.info["episode_length"][finished].tolist()
+        # completed: episodes that reached the end without a halt
+        if finished.any() and cfg.curriculum and r.curriculum.record(int(res.truncated.sum())):
+            env.set_paths(r.curriculum.paths)
     st["t_roll"] = time.time() - st["t_roll"]
     return st
 
@@ -882,8 +804,7 @@ def ppo_update(r: Run, state0) -> dict:
             if cfg.norm_value:
                 vr.update(returns)
         else:  # self-critical: what the sample gained over the mean action, cell by cell
-            adv = buf["rew"] - buf["base"]
-            returns = buf["rew"]
+            adv, returns = buf["rew"] - buf["base"], buf["rew"]
         adv = pool(adv, grain)
     ret_n, old_v_n = (returns - vr.mean) / vr.std, (buf["val"] - vr.mean) / vr.std
     old_logp = agent_logprob(buf["logp"], grain)
@@ -898,10 +819,9 @@ def ppo_update(r: Run, state0) -> dict:
             mm = torch.randperm(M, device=r.device)[:K] if K < M else slice(None)
             cells = agent.select_state(state0, mb, mm)
             mb_obs = buf["obs"][:, mb][:, :, mm]  # (S, b, K, C, N)
-            if agent.mix:  # the pooling layer sees every member; only K of them act
-                mean, _ = agent.actor_sequence(buf["obs"][:, mb], cells, buf["done"][:, mb], members=mm)
-            else:
-                mean, _ = agent.actor_sequence(mb_obs, cells, buf["done"][:, mb])
+            # with member pooling the pooling layer sees every member; only K of them act
+            obs_in, members = (buf["obs"][:, mb], mm) if agent.mix else (mb_obs, None)
+            mean, _ = agent.actor_sequence(obs_in, cells, buf["done"][:, mb], members=members)
             log_std = agent.log_std()
             newlogp = agent_logprob(normal_logprob(buf["act"][:, mb][:, :, mm], mean, log_std), grain)
             logratio = newlogp - old_logp[:, mb][:, :, mm]
@@ -1045,13 +965,6 @@ def train(cfg: Config, args: Args, on_eval=None) -> dict:
                interrupted=interrupted, pruned=r.pruned, best=r.best)  # fmt: skip
     io.write_json(r.folder / "final.json", out)
     return out
-
-
-def plt_imread(path):
-    import matplotlib.image as mpimg
-
-    img = mpimg.imread(path)
-    return img[..., :3] if img.shape[-1] == 4 else img
 
 
 def eval_only(cfg: Config, args: Args) -> dict:
