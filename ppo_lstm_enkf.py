@@ -5,10 +5,11 @@
     python ppo_lstm_enkf.py --config configs/L96_1.py --eval-only --checkpoint logs/L96_1/runs/R/checkpoints/best.pt
 
 Every field of configs/defaults.py is a flag (`--learning-rate 1e-4`); the config file sets the defaults.
-Reads top to bottom: Args, helpers, Agent, evaluation, checkpoints, then the main loop (rollout with
-truncation bootstrap, GAE, minibatch PPO update over whole env sequences, curriculum, logging).
-Outputs go to logs/<config>/runs/<run>/: config.json, TensorBoard events, checkpoints/{latest,best}.pt,
-eval/ (plots + summary.md per evaluation), and final.json; the last line printed is a JSON summary.
+Reads top to bottom: Args, the Agent (one class per network kind), PPO helpers, evaluation, checkpoints, then
+training: the run's state (Run), its phases (imitation warm start, rollout, PPO update, logging, checkpoint and
+evaluation) and the main loop train(). Outputs go to logs/<config>/runs/<run>/: config.json, TensorBoard events,
+checkpoints/{latest,best}.pt, eval/ (plots + summary.md per evaluation), final.json; the last line printed is a
+JSON summary.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import random
 import signal
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +43,7 @@ from enkf.report import path_baselines, write_report
 from enkf.tuned import Setting, best_setting, resolve, tuned_setting
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Args(Config):
     config: str = "configs/L96_1.py"
     """Experiment config file; its values are the defaults of every other flag."""
@@ -120,8 +120,6 @@ class Agent(nn.Module):
     agents per-member). The base holds the LSTM over the kind's cells (zeroed at episode starts), the clamped
     log-std, the gate inputs and actor_sequence / actor_step."""
 
-    kind = ""
-
     def __new__(cls, cfg: Config | None = None, *args, **kwargs):
         if cls is Agent:  # dispatch on the network kind
             kind = "member" if (cfg.agents == "per-member" and cfg.policy == "global") else cfg.policy
@@ -132,15 +130,11 @@ class Agent(nn.Module):
         super().__init__()
         self.M, self.N, H, L = M, N, cfg.hidden, cfg.lstm_hidden
         self.per_member, self.lstm_layers = cfg.agents == "per-member", cfg.lstm_layers
-        # member pooling and head gates: set by LocalAgent and DenseAgent (PooledAgent._gates)
         self.mix, self.gate_idx, self.innov_gate, self.reach, self.shifts, self.kg = False, [], None, 0, [], []
         self._build(cfg, C, M, N, H, L or H)  # encoder, critic, actor_head: in this order (seeded weights)
         self.lstm = nn.LSTM(H, L, num_layers=cfg.lstm_layers) if L > 0 else None
-        for name, p in self.lstm.named_parameters() if self.lstm is not None else []:
-            if "bias" in name:
-                nn.init.constant_(p, 0)
-            elif "weight" in name:
-                nn.init.orthogonal_(p, 1.0)
+        for name, p in self.lstm.named_parameters() if self.lstm is not None else []:  # weights and biases
+            nn.init.constant_(p, 0) if "bias" in name else nn.init.orthogonal_(p, 1.0)
         self.actor_logstd = nn.Parameter(torch.tensor(math.log(cfg.init_action_std)))
         self.min_logstd, self.max_logstd = math.log(cfg.min_action_std), math.log(cfg.max_action_std)
 
@@ -154,8 +148,7 @@ class Agent(nn.Module):
         return B * (M or self.M)  # one per member
 
     def initial_state(self, B: int, device="cpu"):
-        L = self.lstm.hidden_size if self.lstm is not None else 1
-        z = torch.zeros(self.lstm_layers, self.cells(B), L, device=device)
+        z = torch.zeros(self.lstm_layers, self.cells(B), self.lstm.hidden_size if self.lstm else 1, device=device)
         return (z, z.clone())
 
     def select_state(self, state, envs, members=slice(None)):  # (layers, cells(B), L) -> (layers, cells(b, K), L)
@@ -201,21 +194,43 @@ class Agent(nn.Module):
         return mean[0], state
 
 
-class PooledAgent(Agent):
-    """local and dense: one network shared by the members, each an independent sequence; with member_mix the
-    second layer also sees the members' mean of the first's channels (DeepSets pooling); gates in the head."""
+class LocalAgent(Agent):
+    """local: per member, circular convs over the grid (weights shared by members and grid points), an LSTM per
+    (member, grid point) cell and a 1x1 head: one Gaussian increment per cell; any M and N. Members are independent
+    sequences; with member_mix the second conv also sees the members' mean of the first's channels (DeepSets
+    pooling). Gates: mean_i = a_i + b_i * anom_i + c_i * innov_i, so scaling a member's anomaly (a square-root
+    filter) and a gain times its innovation (a Kalman update) are one multiplication each, not something the tanh
+    layers must approximate. Critic: the conv trunk without the LSTM, one value per cell (per member: its mean)."""
 
-    def _gates(self, cfg: Config, C: int):
-        """anomaly gate: mean_i = a_i + b_i * anom_i, so scaling a member's anomaly (what a square-root filter does)
-        is one multiplication instead of something the tanh layers must approximate; innovation gate: + c_i * innov_i
-        (a gain times the innovation: a Kalman update). gate_idx: the newest window step's channels the head
-        multiplies. Returns the gated features and the newest step's first channel."""
+    kind = "local"
+
+    def _gates(self, cfg: Config, C: int):  # gate_idx: the newest window step's channels that the head multiplies
         feats, last = cfg.feature_list, (cfg.temporal_window - 1) * (C // cfg.temporal_window)
         gates = [f for f, on in (("anom", cfg.anomaly_gate), ("innov", cfg.innovation_gate)) if on and f in feats]
         self.gate_idx, self.mix = [last + feats.index(f) for f in gates], cfg.member_mix
         return gates, last
 
-    def _layer1(self, x): ...  # (B, K, C, N) -> (B, K, H, n): the first layer, per member
+    def _build(self, cfg, C, M, N, H, L):
+        gates, last = self._gates(cfg, C)
+        if "innov" in gates:
+            # innovation reach R: the innovations of the points j+k, 0 < |k| <= R, gate the increment at j as well
+            # (c_jk * innov_i(j+k): a local Kalman gain row), so unobserved points take in their neighbours' innovations
+            self.reach, self.innov_gate = cfg.innovation_reach, self.gate_idx[gates.index("innov")]
+            self.shifts = [k for k in range(-self.reach, self.reach + 1) if k != 0]
+            # gain gate: for every kg feature k, + g_k * kg_k(j) * innov_i(j+k) (the prior's Kalman gain times the innovation)
+            kgs = [f for f in cfg.feature_list if f.startswith("kg")] if cfg.gain_gate else []
+            self.kg = [(last + cfg.feature_list.index(f), int(f[2:])) for f in kgs]  # (channel, offset k)
+        k = cfg.kernel
+        self.encoder = nn.Sequential(conv(C, H, k), nn.Tanh(), conv(2 * H if self.mix else H, H, k), nn.Tanh())
+        self.critic = nn.Sequential(conv(C, H, k), nn.Tanh(), conv(H, H, k), nn.Tanh(), conv(H, 1, 1, std=1.0))
+        self.actor_head = conv(L, 1 + len(self.gate_idx) + len(self.shifts) + len(self.kg), 1, std=0.01)
+
+    def cells(self, B: int, M: int | None = None) -> int:
+        return B * (M or self.M) * self.N  # one per (member, grid point)
+
+    def _layer1(self, x):  # (B, K, C, N) -> (B, K, H, N): the first layer, per member
+        B, K, C, N = x.shape
+        return self.encoder[1](self.encoder[0](x.reshape(-1, C, N))).view(B, K, -1, N)
 
     def _encode(self, obs, members=None):  # (B, M, C, N) -> (cells(B, K), H); K = len(members) or M
         B = obs.shape[0]
@@ -237,45 +252,14 @@ class PooledAgent(Agent):
         h = self.encoder[3](self.encoder[2](h.reshape(B * K, -1, n)))  # (B*K, H, n)
         return h.permute(0, 2, 1).reshape(B * K * n, -1)  # (B*K*n, H)
 
+    def _head(self, h, B, M, gates=None):  # (B*M*N, L) -> (B, M, N)
+        return self._gated(self.actor_head(h.reshape(B * M, self.N, -1).permute(0, 2, 1)), B, M, gates)
+
     def _gated(self, out, B, M, gates):  # head out (B*M, 1 + G, N), gates (B, M, G, N) -> (B, M, N)
         if not self.gate_idx:
             return out.reshape(B, M, self.N)
         g = gates.reshape(B * M, -1, self.N)  # (B*M, G, N)
         return (out[:, 0] + (out[:, 1:] * g).sum(1)).reshape(B, M, self.N)
-
-
-class LocalAgent(PooledAgent):
-    """local: per member, circular convs over the grid (weights shared by members and grid points), an LSTM per
-    (member, grid point) cell, a 1x1 head: one Gaussian increment per cell; any M and N. Critic: the same conv
-    trunk without the LSTM, one value per cell (with agents per-member its mean over the grid)."""
-
-    kind = "local"
-
-    def _build(self, cfg, C, M, N, H, L):
-        gates, last = self._gates(cfg, C)
-        if "innov" in gates:
-            # innovation reach R: the innovations of the points j+k, 0 < |k| <= R, gate the increment at j as well
-            # (c_jk * innov_i(j+k): a local Kalman gain row), so unobserved points take in their neighbours' innovations
-            self.reach, self.innov_gate = cfg.innovation_reach, self.gate_idx[gates.index("innov")]
-            self.shifts = [k for k in range(-self.reach, self.reach + 1) if k != 0]
-            # gain gate: for every kg feature k, + g_k * kg_k(j) * innov_i(j+k) (the prior's Kalman gain times the innovation)
-            kgs = [f for f in cfg.feature_list if f.startswith("kg")] if cfg.gain_gate else []
-            self.kg = [(last + cfg.feature_list.index(f), int(f[2:])) for f in kgs]  # (channel, offset k)
-        k = cfg.kernel
-        self.encoder = nn.Sequential(conv(C, H, k), nn.Tanh(), conv(2 * H if self.mix else H, H, k), nn.Tanh())
-        self.critic = nn.Sequential(conv(C, H, k), nn.Tanh(), conv(H, H, k), nn.Tanh(), conv(H, 1, 1, std=1.0))
-        self.actor_head = conv(L, 1 + len(self.gate_idx) + len(self.shifts) + len(self.kg), 1, std=0.01)
-
-    def cells(self, B: int, M: int | None = None) -> int:
-        return B * (M or self.M) * self.N  # one per (member, grid point)
-
-    def _layer1(self, x):  # (B, K, C, N) -> (B, K, H, N)
-        B, K, C, N = x.shape
-        return self.encoder[1](self.encoder[0](x.reshape(-1, C, N))).view(B, K, -1, N)
-
-    def _head(self, h, B, M, gates=None):  # (B*M*N, L) -> (B, M, N)
-        h = h.reshape(B * M, self.N, -1).permute(0, 2, 1)  # (B*M, L, N)
-        return self._gated(self.actor_head(h), B, M, gates)  # head (B*M, 1 + G, N)
 
     def get_value(self, obs):
         *lead, M, C, N = obs.shape
@@ -283,12 +267,13 @@ class LocalAgent(PooledAgent):
         return v.mean(-1, keepdim=True).expand_as(v) if self.per_member else v
 
 
-class DenseAgent(PooledAgent):
+class DenseAgent(LocalAgent):
     """dense (small, non-periodic states such as Lorenz-63): the local trunk on a one-point "grid" whose channels
     are the whole member state: per member an MLP over its (C, N) observation with the same member pooling and
     gates, an LSTM per member, a head with one increment per variable; weights shared by members, tied to N."""
 
     kind = "dense"
+    cells = Agent.cells  # one per member
 
     def _build(self, cfg, C, M, N, H, L):
         self._gates(cfg, C)
@@ -319,11 +304,11 @@ class MemberAgent(Agent):
         self.encoder, self.critic = mlp(C * N, H), mlp(C * N, H, 1)
         self.actor_head = layer_init(nn.Linear(L, N), std=0.01)
 
-    def _encode(self, obs, members=None):  # (B, M, C, N) -> (B*M, H)
-        B, M, C, N = obs.shape
-        return self.encoder(obs.reshape(B * M, C * N))
+    def _encode(self, obs, members=None):  # (B, M, C, N) -> (cells(B, M), H): per member (global: per env)
+        B, M = obs.shape[:2]
+        return self.encoder(obs.reshape(self.cells(B, M), -1))
 
-    def _head(self, h, B, M, gates=None):  # (B*M, L) -> (B, M, N)
+    def _head(self, h, B, M, gates=None):  # (cells(B, M), L) -> (B, M, N)
         return self.actor_head(h).reshape(B, M, self.N)
 
     def get_value(self, obs):
@@ -331,8 +316,8 @@ class MemberAgent(Agent):
         return self.critic(obs.reshape(-1, C * N)).reshape(*lead, M, 1).expand(*lead, M, N)
 
 
-class GlobalAgent(Agent):
-    """global (the user's original): one MLP + LSTM over the whole ensemble state, tied to M and N."""
+class GlobalAgent(MemberAgent):
+    """global (the user's original): the member network over the whole ensemble state, tied to M and N."""
 
     kind = "global"
 
@@ -346,12 +331,6 @@ class GlobalAgent(Agent):
     def select_state(self, state, envs, members=slice(None)):
         return tuple(s[:, envs] for s in state)
 
-    def _encode(self, obs, members=None):  # (B, M, C, N) -> (B, H)
-        return self.encoder(obs.reshape(obs.shape[0], -1))
-
-    def _head(self, h, B, M, gates=None):  # (B, L) -> (B, M, N)
-        return self.actor_head(h).reshape(B, self.M, self.N)
-
     def get_value(self, obs):
         *lead, M, C, N = obs.shape
         return self.critic(obs.reshape(-1, M * C * N)).reshape(*lead, M, N)
@@ -364,21 +343,16 @@ def compute_gae(rewards, values, dones, next_value, next_done, gamma: float, lam
     S, adv, lastgaelam = rewards.shape[0], torch.zeros_like(rewards), torch.zeros_like(next_value)
     extra = (1,) * (rewards.dim() - 2)
     for t in reversed(range(S)):
-        nonterminal = 1.0 - (next_done if t == S - 1 else dones[t + 1])
-        nv = next_value if t == S - 1 else values[t + 1]
-        m = nonterminal.view(-1, *extra)
-        delta = rewards[t] + gamma * nv * m - values[t]
-        lastgaelam = delta + gamma * lam * m * lastgaelam
-        adv[t] = lastgaelam
+        m = (1.0 - (next_done if t == S - 1 else dones[t + 1])).view(-1, *extra)  # nonterminal
+        delta = rewards[t] + gamma * (next_value if t == S - 1 else values[t + 1]) * m - values[t]
+        adv[t] = lastgaelam = delta + gamma * lam * m * lastgaelam
     return adv
 
 
 def pool(x: torch.Tensor, grain: str) -> torch.Tensor:
     """Mean over the cells of each agent (cell: none; member: grid; ensemble: all), kept at cell shape."""
-    if grain == "cell":
-        return x
     dims = (-1,) if grain == "member" else (-2, -1)
-    return x.mean(dims, keepdim=True).expand_as(x)
+    return x if grain == "cell" else x.mean(dims, keepdim=True).expand_as(x)
 
 
 def agent_logprob(logp: torch.Tensor, grain: str) -> torch.Tensor:
@@ -400,13 +374,10 @@ class RunningMeanStd:
     def update(self, x: torch.Tensor):
         bm, bv, bc = float(x.mean()), float(x.var()), x.numel()
         d, tot = bm - self.mean, self.count + bc
-        self.mean += d * bc / tot
-        self.var = (self.var * self.count + bv * bc + d * d * self.count * bc / tot) / tot
-        self.count = tot
+        var = (self.var * self.count + bv * bc + d * d * self.count * bc / tot) / tot
+        self.mean, self.var, self.count = self.mean + d * bc / tot, var, tot
 
-    @property
-    def std(self):
-        return math.sqrt(self.var) + 1e-8
+    std = property(lambda self: math.sqrt(self.var) + 1e-8)
 
 
 class Curriculum:
@@ -417,13 +388,8 @@ class Curriculum:
         self.max_paths, self.episodes, self.completed = num_paths - 1, episodes, 0
         self.n = 1 if enabled else self.max_paths
 
-    @property
-    def paths(self) -> list[int]:
-        return list(range(1, self.n + 1))
-
-    @property
-    def needed(self) -> int:
-        return math.ceil(self.episodes / self.n)
+    paths = property(lambda self: list(range(1, self.n + 1)))  # the training paths in use
+    needed = property(lambda self: math.ceil(self.episodes / self.n))  # completed episodes before the next path
 
     def record(self, completed_episodes: int) -> bool:
         """Count completed episodes; returns True when a path was added."""
@@ -448,10 +414,8 @@ def rollout_paths(agent: Agent, env: EnKFVecEnv, paths) -> dict:
     """Run the mean action on each of `paths` (one per env of `env`, so env.B == len(paths)) from its first
     stored background to the end. Returns rmse, spread (P, T) (NaN after a halt), the analysis means of the
     first path (T', N) and cycles survived per path (P,) (a halt at cycle t counts t cycles)."""
-    P, T = len(paths), env.T
-    obs = env.reset_to(list(paths), 0)
-    state = agent.initial_state(P, env.device)
-    done = torch.ones(P, device=env.device)
+    P, T, obs = len(paths), env.T, env.reset_to(list(paths), 0)
+    state, done = agent.initial_state(P, env.device), torch.ones(P, device=env.device)
     rm, sp, means = torch.full((P, T), float("nan")), torch.full((P, T), float("nan")), []
     alive, survived = torch.ones(P, dtype=torch.bool), torch.full((P,), T)
     for t in range(T):
@@ -459,8 +423,7 @@ def rollout_paths(agent: Agent, env: EnKFVecEnv, paths) -> dict:
         if alive[0]:
             means.append(env.analysis_from_action(mean)[0].mean(0).cpu())  # (N,) path 0's analysis mean
         res = env.step(mean)
-        rm[alive, t] = res.info["rmse_truth"].cpu()[alive]
-        sp[alive, t] = res.info["spread"].cpu()[alive]
+        rm[alive, t], sp[alive, t] = res.info["rmse_truth"].cpu()[alive], res.info["spread"].cpu()[alive]
         halted = res.terminated.cpu() & alive
         survived[halted] = t
         alive &= ~halted
@@ -503,9 +466,10 @@ ARCH_FIELDS = ("agents", "policy", "features", "temporal_window", "hidden", "ker
 AGENT_ENV_FIELDS = ("agent_inflation", "rtps", "inflation_adapt", "inflation_adapt_max")
 
 
-def load_checkpoint(path, device="cpu", flag: str = "--checkpoint") -> dict:
-    """A checkpoint (training or pretrained) as a dict with at least agent, config and normalization;
-    any unreadable file is one clear ConfigError."""
+def load_checkpoint(path, device="cpu", flag: str = "--checkpoint", cfg: Config | None = None) -> dict:
+    """A checkpoint (training or pretrained) as a dict with at least agent, config and normalization; any unreadable
+    file is one clear ConfigError. With cfg, its architecture fields must match cfg's (a field newer than the file:
+    its default)."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{flag}: {p} not found")
@@ -516,14 +480,10 @@ def load_checkpoint(path, device="cpu", flag: str = "--checkpoint") -> dict:
         raise ConfigError(f"{flag}: {p} is not a readable checkpoint ({type(e).__name__}: {str(e)[:120]})") from None
     if missing:
         raise ConfigError(f"{flag}: {p} is not an agent checkpoint (missing: {', '.join(missing)})")
-    return st
-
-
-def check_arch(st: dict, cfg: Config, path, flag: str) -> None:
-    old = {k: st["config"].get(k, getattr(Config(), k)) for k in ARCH_FIELDS}  # a field newer than the file: default
-    diff = [f"{k}={old[k]!r}" for k in ARCH_FIELDS if old[k] != getattr(cfg, k)]
-    if diff:
+    old = {k: st["config"].get(k, getattr(Config(), k)) for k in ARCH_FIELDS} if cfg is not None else {}
+    if diff := [f"{k}={v!r}" for k, v in old.items() if v != getattr(cfg, k)]:
         raise ConfigError(f"{flag}: {path} has a different architecture ({', '.join(diff)}); pass the same values")
+    return st
 
 
 RESUMABLE = ("total_timesteps", "eval_interval", "checkpoint_interval", "torch_threads", "compile")
@@ -559,8 +519,7 @@ class Run:
         data = ensure_data(cfg, Path(args.data_dir) if args.data_dir else None)
         init = None
         if args.init_from and not args.resume:
-            init = load_checkpoint(args.init_from, self.device, "--init-from")
-            check_arch(init, cfg, args.init_from, "--init-from")
+            init = load_checkpoint(args.init_from, self.device, "--init-from", cfg)
             data = dataclasses.replace(data, norm=Normalizer.from_dict(init["normalization"]))  # the agent's own scales
         if data.truth.shape[0] < 2:
             raise ConfigError(f"{args.config}: field 'num_paths' must be >= 2 for training (path 0 is held out)")
@@ -573,8 +532,8 @@ class Run:
         self.optimizer = torch.optim.Adam(self.agent.parameters(), lr=cfg.learning_rate, eps=1e-5)
         self.curriculum = Curriculum(data.truth.shape[0], cfg.curriculum_episodes, cfg.curriculum)
         self.value_rms, self.num_iterations = RunningMeanStd(), max(1, cfg.total_timesteps // (B * S))
-        self.global_step, self.iteration, self.best = 0, 0, {"agent_rmse": float("inf")}
-        self.elapsed0 = 0.0  # training seconds before this invocation (resume)
+        # elapsed0: training seconds before this invocation (resume)
+        self.global_step, self.iteration, self.best, self.elapsed0 = 0, 0, {"agent_rmse": float("inf")}, 0.0
         env.set_paths(self.curriculum.paths)
         self.next_obs, self.next_done = env.reset(), torch.ones(B, device=self.device)
         self.lstm_state = self.agent.initial_state(B, self.device)
@@ -598,8 +557,8 @@ class Run:
         self.t_start, self.last_print, self.step0, self.it0 = time.time(), 0.0, self.global_step, self.iteration
         due = lambda every: (self.global_step // every + 1) * every if every else None  # noqa: E731
         self.next_eval, self.next_ckpt = due(cfg.eval_interval), due(cfg.checkpoint_interval)
-        self.recent_rmse, self.skipped, self.pruned = [], 0, False  # skipped: non-finite updates
-        self.stop = False  # a signal or --stop-after: checkpoint and stop after this iteration
+        # skipped: non-finite updates; stop: a signal or --stop-after (checkpoint and stop after this iteration)
+        self.recent_rmse, self.skipped, self.pruned, self.stop = [], 0, False, False
 
     def load(self, ck: Path) -> None:
         """Resume from a training checkpoint (with the RNG states: the run continues as if uninterrupted)."""
@@ -733,11 +692,11 @@ def imitate(r: Run, frac: float) -> None:
         if cfg.curriculum and r.curriculum.record(int(res.truncated.sum())):
             env.set_paths(r.curriculum.paths)
     loss, gs = float(np.mean(losses)), r.global_step
-    r.writer.add_scalar("imitation/loss", loss, gs)
-    r.writer.add_scalar("imitation/teacher_share", beta, gs)
-    r.writer.add_scalar("rmse/agent_vs_truth", float(np.mean([res.info["rmse_truth"].mean() for res in infos])), gs)
-    r.writer.add_scalar("curriculum/num_paths", r.curriculum.n, gs)
-    rmse = np.mean([float(res.info["rmse_truth"].mean()) for res in infos])
+    rmse = [res.info["rmse_truth"].mean() for res in infos]
+    for tag, v in (("imitation/loss", loss), ("imitation/teacher_share", beta),
+                   ("rmse/agent_vs_truth", float(np.mean(rmse))), ("curriculum/num_paths", r.curriculum.n)):  # fmt: skip
+        r.writer.add_scalar(tag, v, gs)
+    rmse = np.mean([float(x) for x in rmse])
     r.progress(f"[imitate] step {gs} it {r.iteration} | loss {loss:.4f} | rmse {rmse:.3f} | paths {r.curriculum.n} | "
                f"{time.time() - t_roll:.2f}s")  # fmt: skip
 
@@ -745,6 +704,7 @@ def imitate(r: Run, frac: float) -> None:
 INFO_STATS = ("ensemble_reward", "rmse_truth", "rmse_enkf", "spread")  # env infos averaged over the rollout
 
 
+@torch.no_grad()
 def rollout(r: Run) -> dict:
     """num_steps steps of the sampled policy in every env into r.buf (a truncated episode's last reward carries
     gamma * V(final obs)); returns the rollout's statistics and the LSTM state it started from."""
@@ -755,13 +715,11 @@ def rollout(r: Run) -> dict:
     for step in range(cfg.num_steps):
         r.global_step += B
         buf["obs"][step], buf["done"][step] = r.next_obs, r.next_done
-        with torch.no_grad():
-            mean, r.lstm_state = agent.actor_step(r.next_obs, r.lstm_state, r.next_done)
-            value = agent.get_value(r.next_obs) * vr.std + vr.mean if use_critic else 0.0
-            log_std = agent.log_std()
-            action = mean + torch.exp(log_std) * torch.randn_like(mean)
-            logp = normal_logprob(action, mean, log_std)
-        buf["val"][step], buf["act"][step], buf["logp"][step] = value, action, logp
+        mean, r.lstm_state = agent.actor_step(r.next_obs, r.lstm_state, r.next_done)
+        value = agent.get_value(r.next_obs) * vr.std + vr.mean if use_critic else 0.0
+        log_std = agent.log_std()
+        action = mean + torch.exp(log_std) * torch.randn_like(mean)
+        buf["val"][step], buf["act"][step], buf["logp"][step] = value, action, normal_logprob(action, mean, log_std)
         t0 = time.time()
         res = env.step(action, mean)
         st["t_env"] += time.time() - t0
@@ -769,8 +727,7 @@ def rollout(r: Run) -> dict:
         if not use_critic:
             buf["base"][step] = res.info["reward_mean_action"]
         elif res.truncated.any():  # bootstrap the value of the final observation at truncation
-            with torch.no_grad():
-                v_final = agent.get_value(res.info["final_obs"]) * vr.std + vr.mean
+            v_final = agent.get_value(res.info["final_obs"]) * vr.std + vr.mean
             reward = reward + cfg.gamma * v_final * res.truncated.view(-1, 1, 1).float()
         buf["rew"][step] = reward
         r.next_obs, r.next_done = res.obs, (res.terminated | res.truncated).float()
@@ -817,28 +774,26 @@ def ppo_update(r: Run, state0) -> dict:
             mb = torch.as_tensor(env_idx[start : start + mb_envs], device=r.device)
             # members are independent sequences of the shared local policy: an unbiased subset
             mm = torch.randperm(M, device=r.device)[:K] if K < M else slice(None)
-            cells = agent.select_state(state0, mb, mm)
-            mb_obs = buf["obs"][:, mb][:, :, mm]  # (S, b, K, C, N)
+            mb_obs, mb_act, mb_logp, mb_adv, mb_ret, mb_oldv = (x[:, mb][:, :, mm] for x in (buf["obs"], buf["act"],
+                                                                old_logp, adv, ret_n, old_v_n))  # (S, b, K, ...) # fmt: skip
             # with member pooling the pooling layer sees every member; only K of them act
             obs_in, members = (buf["obs"][:, mb], mm) if agent.mix else (mb_obs, None)
-            mean, _ = agent.actor_sequence(obs_in, cells, buf["done"][:, mb], members=members)
+            cells = agent.select_state(state0, mb, mm)
+            mean, _ = agent.actor_sequence(obs_in, cells, buf["done"][:, mb], members=members)  # (S, b, K, N)
             log_std = agent.log_std()
-            newlogp = agent_logprob(normal_logprob(buf["act"][:, mb][:, :, mm], mean, log_std), grain)
-            logratio = newlogp - old_logp[:, mb][:, :, mm]
+            logratio = agent_logprob(normal_logprob(mb_act, mean, log_std), grain) - mb_logp
             ratio = logratio.exp()
             with torch.no_grad():
                 u["approx_kl"] = ((ratio - 1) - logratio).mean()
                 u["clipfracs"].append(((ratio - 1.0).abs() > cfg.clip_coef).float().mean().item())
-            mb_adv = adv[:, mb][:, :, mm]
             if cfg.norm_adv:
                 mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
             pg_loss = torch.max(-mb_adv * ratio, -mb_adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)).mean()
             v_loss = torch.zeros(())
             if use_critic:
-                newv, mb_ret = agent.get_value(mb_obs), ret_n[:, mb][:, :, mm]  # (S, b, K, N)
+                newv = agent.get_value(mb_obs)  # (S, b, K, N)
                 v_loss = (newv - mb_ret) ** 2
                 if cfg.clip_vloss:
-                    mb_oldv = old_v_n[:, mb][:, :, mm]
                     v_clipped = mb_oldv + (newv - mb_oldv).clamp(-cfg.clip_coef, cfg.clip_coef)
                     v_loss = torch.max(v_loss, (v_clipped - mb_ret) ** 2)
                 v_loss = 0.5 * v_loss.mean()
@@ -866,11 +821,10 @@ def ppo_update(r: Run, state0) -> dict:
 
 
 def log_iteration(r: Run, lr: float, st: dict, u: dict) -> str:
-    """TensorBoard scalars of one PPO iteration; returns its progress line."""
-    with torch.no_grad():
-        y_pred, y_true = r.buf["val"].flatten(), u["returns"].flatten()
-        var_y = y_true.var()
-        ev = float("nan") if var_y == 0 else float(1 - (y_true - y_pred).var() / var_y)
+    """TensorBoard scalars of one PPO iteration (and the user's old tags); returns its progress line."""
+    y_pred, y_true = r.buf["val"].flatten(), u["returns"].flatten()  # no gradients: rollout data
+    var_y = y_true.var()
+    ev = float("nan") if var_y == 0 else float(1 - (y_true - y_pred).var() / var_y)  # explained variance
     sps = int((r.global_step - r.step0) / max(time.time() - r.t_start, 1e-9))
     std, m = float(torch.exp(r.agent.log_std().detach())), {k: float(np.mean(st[k])) for k in INFO_STATS}
     tags = {"charts/learning_rate": lr, "reward/truth_weight": r.env.truth_weight, "charts/SPS": sps}
@@ -880,20 +834,20 @@ def log_iteration(r: Run, lr: float, st: dict, u: dict) -> str:
                  "losses/approx_kl": u["approx_kl"].item(),
                  "losses/clipfrac": float(np.mean(u["clipfracs"])) if u["clipfracs"] else 0.0,
                  "losses/skipped_updates": r.skipped, "curriculum/num_paths": r.curriculum.n,
-                 "curriculum/current_level": r.curriculum.n,  # the user's old tag
-                 "rmse/agent_vs_truth": m["rmse_truth"], "rmse/agent_vs_enkf": m["rmse_enkf"],
-                 "rmse/agent_spread": m["spread"], "reward/ensemble_1_minus_rmse": m["ensemble_reward"]})  # fmt: skip
-    if st["agent_r"]:  # per-agent statistics over the N_ens agents (time-mean over the rollout first)
-        for tag, v in (("reward", torch.stack(st["agent_r"]).mean(0)), ("rmse", torch.stack(st["agent_rmse"]).mean(0))):
-            tags.update({f"agents/{tag}_mean": float(v.mean()), f"agents/{tag}_min": float(v.min()),
-                         f"agents/{tag}_max": float(v.max())})  # fmt: skip
-    tags.update({"policy/action_std": std, "policy/action_std_mean": std,  # the user's old tag
+                 "curriculum/current_level": r.curriculum.n, "rmse/agent_vs_truth": m["rmse_truth"],
+                 "rmse/agent_vs_enkf": m["rmse_enkf"], "rmse/agent_spread": m["spread"],
+                 "reward/ensemble_1_minus_rmse": m["ensemble_reward"]})  # fmt: skip
+    for tag, v in (("reward", st["agent_r"]), ("rmse", st["agent_rmse"])) if st["agent_r"] else ():
+        v = torch.stack(v).mean(0)  # per-agent statistics over the N_ens agents (time-mean over the rollout first)
+        tags.update({f"agents/{tag}_mean": float(v.mean()), f"agents/{tag}_min": float(v.min()),
+                     f"agents/{tag}_max": float(v.max())})  # fmt: skip
+    tags.update({"policy/action_std": std, "policy/action_std_mean": std,
                  "grad/norm": float(np.mean(u["gnorms"])) if u["gnorms"] else float("nan")})  # fmt: skip
-    if r.agent.lstm is not None:  # the user's old tag
+    if r.agent.lstm is not None:
         grads = [p.grad.norm() ** 2 for p in r.agent.lstm.parameters() if p.grad is not None]
         tags["gradients/lstm_total_norm"] = float(sum(grads) ** 0.5)
     tags.update({"perf/rollout_s": st["t_roll"], "perf/env_s": st["t_env"], "perf/update_s": u["t_upd"]})
-    if st["ret"]:  # and the user's old tags episode/reward, episode/length
+    if st["ret"]:
         ret, ln = float(np.mean(st["ret"])), float(np.mean(st["len"]))
         tags.update({"charts/episodic_return": ret, "charts/episodic_length": ln, "episode/reward": ret,
                      "episode/length": ln})  # fmt: skip
@@ -971,10 +925,9 @@ def eval_only(cfg: Config, args: Args) -> dict:
     if not args.checkpoint:
         raise ConfigError("--eval-only needs --checkpoint PATH")
     ck = Path(args.checkpoint)
-    st = load_checkpoint(ck, args.device)
-    check_arch(st, cfg, ck, "--checkpoint")
-    cfg = dataclasses.replace(cfg, **{k: st["config"].get(k, getattr(cfg, k)) for k in AGENT_ENV_FIELDS})
-    cfg = dataclasses.replace(cfg, teacher_inflation=st["config"].get("teacher_inflation") or cfg.teacher_inflation)
+    st = load_checkpoint(ck, args.device, "--checkpoint", cfg)
+    cfg = dataclasses.replace(cfg, **{k: st["config"].get(k, getattr(cfg, k)) for k in AGENT_ENV_FIELDS},
+                              teacher_inflation=st["config"].get("teacher_inflation") or cfg.teacher_inflation)  # fmt: skip
     data = ensure_data(cfg, Path(args.data_dir) if args.data_dir else None)
     data = dataclasses.replace(data, norm=Normalizer.from_dict(st["normalization"]))  # the agent's own scales
     env = EnKFVecEnv(cfg, data, 1, device=args.device)
