@@ -4,12 +4,10 @@
     python ppo_lstm_enkf.py --config configs/L96_1.py --run-name myrun --resume
     python ppo_lstm_enkf.py --config configs/L96_1.py --eval-only --checkpoint logs/L96_1/runs/R/checkpoints/best.pt
 
-Every field of configs/defaults.py is a flag (`--learning-rate 1e-4`); the config file sets the defaults.
-Reads top to bottom: Args, the Agent (one class per network kind), PPO helpers, evaluation, checkpoints, then
-training: the run's state (Run), its phases (imitation warm start, rollout, PPO update, logging, checkpoint and
-evaluation) and the main loop train(). Outputs go to logs/<config>/runs/<run>/: config.json, TensorBoard events,
-checkpoints/{latest,best}.pt, eval/ (plots + summary.md per evaluation), final.json; the last line printed is a
-JSON summary.
+Every field of configs/defaults.py is a flag (`--learning-rate 1e-4`); the config file sets the defaults. Reads top
+to bottom: Args, Agent (a class per network kind), PPO helpers, evaluation, checkpoints, training (Run, the phases,
+the main loop train()). Outputs in logs/<config>/runs/<run>/: config.json, TensorBoard events, checkpoints/{latest,
+best}.pt, eval/ (plots + summary.md per evaluation), final.json; the last line printed is a JSON summary.
 """
 
 from __future__ import annotations
@@ -45,27 +43,20 @@ from enkf.tuned import Setting, best_setting, resolve, tuned_setting
 
 @dataclasses.dataclass(frozen=True)
 class Args(Config):
-    config: str = "configs/L96_1.py"
-    """Experiment config file; its values are the defaults of every other flag."""
-    run_name: str = ""
-    """Run folder name under logs/<config>/runs/ (default: <config>__s<seed>__<date-time>)."""
-    data_dir: str = ""
-    """Data folder (default logs/<config>/data); generated if missing or stale."""
-    device: str = "cpu"
-    """torch device: cpu or cuda."""
+    config: str = "configs/L96_1.py"  # Experiment config file; its values are the defaults of every other flag.
+    run_name: str = ""  # Run folder name under logs/<config>/runs/ (default: <config>__s<seed>__<date-time>).
+    data_dir: str = ""  # Data folder (default logs/<config>/data); generated if missing or stale.
+    device: str = "cpu"  # torch device: cpu or cuda.
     resume: bool = False
     """Continue the run named by --run-name (default: the newest run of this config) from its latest checkpoint."""
-    eval_only: bool = False
-    """Only evaluate --checkpoint on path 0 (plots + summary), no training."""
-    checkpoint: str = ""
-    """Checkpoint for --eval-only."""
+    eval_only: bool = False  # Only evaluate --checkpoint on path 0 (plots + summary), no training.
+    checkpoint: str = ""  # Checkpoint for --eval-only.
     init_from: str = ""
     """Fine-tuning: start a new run from this checkpoint's agent (trained on any config or ensemble size with the
     same architecture fields); its normalization statistics are kept, so step 0 is the zero-shot agent."""
     max_minutes: float = 0.0
     """Stop training after this many wall-clock minutes (0 = no limit); a checkpoint and a final eval follow."""
-    progress: bool = True
-    """Print one progress line per evaluation / every ~20 s."""
+    progress: bool = True  # Print one progress line per evaluation / every ~20 s.
     stop_after: int = 0
     """Stop after this many iterations in this invocation, with a checkpoint, as on SIGTERM (0 = off)."""
 
@@ -74,11 +65,8 @@ def parse_args(argv=None) -> tuple[Config, Args]:
     """--config sets the defaults, every other flag overrides them; all values are range-checked."""
     argv = list(sys.argv[1:] if argv is None else argv)
     cfg_path = "configs/L96_1.py"
-    for i, a in enumerate(argv):
-        if a == "--config" and i + 1 < len(argv):
-            cfg_path = argv[i + 1]
-        elif a.startswith("--config="):
-            cfg_path = a.split("=", 1)[1]
+    for a, b in zip(argv, [*argv[1:], None], strict=True):  # the last --config PATH or --config=PATH
+        cfg_path = b if a == "--config" and b is not None else a[9:] if a.startswith("--config=") else cfg_path
     base = load_config(cfg_path)
     err = _io.StringIO()
     try:
@@ -115,10 +103,10 @@ def mlp(D, H, out=0):
 
 
 class Agent(nn.Module):
-    """Policy and critic: observations (B, M, C, N) -> Gaussian means and values (B, M, N). Agent(cfg, C, M, N)
-    builds the class of the network kind: LocalAgent, DenseAgent, GlobalAgent, or MemberAgent (policy global with
-    agents per-member). The base holds the LSTM over the kind's cells (zeroed at episode starts), the clamped
-    log-std, the gate inputs and actor_sequence / actor_step."""
+    """Policy and critic: observations (B, M, C, N) -> Gaussian means and values (B, M, N). Agent(cfg, C, M, N) builds
+    the network kind's class (LocalAgent, DenseAgent, MemberAgent, GlobalAgent); the base holds the LSTM over the
+    kind's cells (zeroed at episode starts), the clamped log-std, the gate inputs and actor_sequence / actor_step. A
+    kind builds encoder, critic and actor_head (in this order: seeded weights) and defines the methods below."""
 
     def __new__(cls, cfg: Config | None = None, *args, **kwargs):
         if cls is Agent:  # dispatch on the network kind
@@ -131,14 +119,13 @@ class Agent(nn.Module):
         self.M, self.N, H, L = M, N, cfg.hidden, cfg.lstm_hidden
         self.per_member, self.lstm_layers = cfg.agents == "per-member", cfg.lstm_layers
         self.mix, self.gate_idx, self.innov_gate, self.reach, self.shifts, self.kg = False, [], None, 0, [], []
-        self._build(cfg, C, M, N, H, L or H)  # encoder, critic, actor_head: in this order (seeded weights)
+        self._build(cfg, C, M, N, H, L or H)  # L or H: the head's input size
         self.lstm = nn.LSTM(H, L, num_layers=cfg.lstm_layers) if L > 0 else None
         for name, p in self.lstm.named_parameters() if self.lstm is not None else []:  # weights and biases
             nn.init.constant_(p, 0) if "bias" in name else nn.init.orthogonal_(p, 1.0)
         self.actor_logstd = nn.Parameter(torch.tensor(math.log(cfg.init_action_std)))
         self.min_logstd, self.max_logstd = math.log(cfg.min_action_std), math.log(cfg.max_action_std)
 
-    # each kind builds encoder, critic and actor_head (L: the head's input size) and defines:
     def _build(self, cfg: Config, C: int, M: int, N: int, H: int, L: int): ...
     def _encode(self, obs, members=None): ...  # (B, M, C, N) -> (cells(B, K), H); K = len(members) or M
     def _head(self, h, B, M, gates=None): ...  # (cells(B, M), L) -> (B, M, N); gates (B, M, G, N)
@@ -196,11 +183,10 @@ class Agent(nn.Module):
 
 class LocalAgent(Agent):
     """local: per member, circular convs over the grid (weights shared by members and grid points), an LSTM per
-    (member, grid point) cell and a 1x1 head: one Gaussian increment per cell; any M and N. Members are independent
-    sequences; with member_mix the second conv also sees the members' mean of the first's channels (DeepSets
-    pooling). Gates: mean_i = a_i + b_i * anom_i + c_i * innov_i, so scaling a member's anomaly (a square-root
-    filter) and a gain times its innovation (a Kalman update) are one multiplication each, not something the tanh
-    layers must approximate. Critic: the conv trunk without the LSTM, one value per cell (per member: its mean)."""
+    (member, grid point) cell, a 1x1 head: one increment per cell; any M, N. member_mix: the second conv also sees the
+    members' mean of the first's channels. Gates: mean_i = a_i + b_i * anom_i + c_i * innov_i, so an anomaly scaling
+    (square-root filter) or a gain times the innovation (Kalman update) is one multiplication, not a tanh fit.
+    Critic: the conv trunk without the LSTM, one value per cell (with agents per-member its mean over the grid)."""
 
     kind = "local"
 
@@ -213,11 +199,10 @@ class LocalAgent(Agent):
     def _build(self, cfg, C, M, N, H, L):
         gates, last = self._gates(cfg, C)
         if "innov" in gates:
-            # innovation reach R: the innovations of the points j+k, 0 < |k| <= R, gate the increment at j as well
-            # (c_jk * innov_i(j+k): a local Kalman gain row), so unobserved points take in their neighbours' innovations
+            # innovation reach R: + c_jk * innov_i(j+k) for 0 < |k| <= R (a local Kalman gain row; unobserved points
+            # take in their neighbours' innovations); gain gate: + g_k * kg_k(j) * innov_i(j+k) for every kg feature k
             self.reach, self.innov_gate = cfg.innovation_reach, self.gate_idx[gates.index("innov")]
             self.shifts = [k for k in range(-self.reach, self.reach + 1) if k != 0]
-            # gain gate: for every kg feature k, + g_k * kg_k(j) * innov_i(j+k) (the prior's Kalman gain times the innovation)
             kgs = [f for f in cfg.feature_list if f.startswith("kg")] if cfg.gain_gate else []
             self.kg = [(last + cfg.feature_list.index(f), int(f[2:])) for f in kgs]  # (channel, offset k)
         k = cfg.kernel
@@ -337,9 +322,8 @@ class GlobalAgent(MemberAgent):
 
 
 def compute_gae(rewards, values, dones, next_value, next_done, gamma: float, lam: float):
-    """GAE over a rollout. rewards, values (S, B, ...); dones (S, B): 1 where obs[t] starts a new episode;
-    next_value (B, ...), next_done (B,) for the observation after the rollout. An episode end cuts the
-    bootstrap (truncated episodes carry gamma * V(final obs) in their last reward already)."""
+    """GAE. rewards, values (S, B, ...); dones (S, B): 1 where obs[t] starts an episode; next_value (B, ...), next_done
+    (B,) after the rollout. An episode end cuts the bootstrap (truncation: gamma * V(final obs) is in the reward)."""
     S, adv, lastgaelam = rewards.shape[0], torch.zeros_like(rewards), torch.zeros_like(next_value)
     extra = (1,) * (rewards.dim() - 2)
     for t in reversed(range(S)):
@@ -411,9 +395,8 @@ class Curriculum:
 # ---- Evaluation on the held-out path 0 (deterministic policy, whole path) -------------------------
 @torch.no_grad()
 def rollout_paths(agent: Agent, env: EnKFVecEnv, paths) -> dict:
-    """Run the mean action on each of `paths` (one per env of `env`, so env.B == len(paths)) from its first
-    stored background to the end. Returns rmse, spread (P, T) (NaN after a halt), the analysis means of the
-    first path (T', N) and cycles survived per path (P,) (a halt at cycle t counts t cycles)."""
+    """The mean action on each of `paths` (env.B == len(paths)) from its first stored background to the end: rmse,
+    spread (P, T) (NaN after a halt), path 0's analysis means (T', N), cycles survived (P,) (a halt at t: t)."""
     P, T, obs = len(paths), env.T, env.reset_to(list(paths), 0)
     state, done = agent.initial_state(P, env.device), torch.ones(P, device=env.device)
     rm, sp, means = torch.full((P, T), float("nan")), torch.full((P, T), float("nan")), []
@@ -439,17 +422,15 @@ class Evaluator:
     def __init__(self, cfg: Config, data, device):
         self.cfg, self.data = cfg, data
         self.env = EnKFVecEnv(cfg, data, 1, device=device, seed=0, scoring=False)
-        obs, _ = obs_setup(cfg)
         # the reference: the best tuned filter on file (`make tune-filters` tunes EAKF, ETKF, LETKF and PertObs);
         # with none on file, the data filter at a given teacher inflation, else at its tuned setting (tuned here)
         best, radius = best_setting(cfg), cfg.loc_radius if cfg.data_filter == "letkf" else None
         given = Setting(cfg.data_filter, cfg.teacher_inflation, radius=radius) if cfg.teacher_inflation > 0 else None
         self.best = best[0] if best is not None else given or tuned_setting(cfg)
-        self.base = path_baselines(cfg, data, 0, self.env.fc, obs, best=self.best)
+        self.base = path_baselines(cfg, data, 0, self.env.fc, obs_setup(cfg)[0], best=self.best)
 
     def __call__(self, agent: Agent, folder: Path, title: str, step: int | None = None) -> dict:
-        was_training = agent.training
-        agent.eval()
+        was_training, _ = agent.training, agent.eval()
         r = rollout_paths(agent, self.env, [0])
         agent.train(was_training)
         n = int(r["survived"][0])
@@ -462,14 +443,12 @@ class Evaluator:
 # ---- Checkpoints and run folders ------------------------------------------------------------------
 ARCH_FIELDS = ("agents", "policy", "features", "temporal_window", "hidden", "kernel", "lstm_hidden", "lstm_layers",
                "anomaly_gate", "innovation_gate", "innovation_reach", "gain_gate", "member_mix", "action", "bound")  # fmt: skip
-# how the env turns the agent's actions into an analysis
-AGENT_ENV_FIELDS = ("agent_inflation", "rtps", "inflation_adapt", "inflation_adapt_max")
+AGENT_ENV_FIELDS = ("agent_inflation", "rtps", "inflation_adapt", "inflation_adapt_max")  # actions -> analyses
 
 
 def load_checkpoint(path, device="cpu", flag: str = "--checkpoint", cfg: Config | None = None) -> dict:
-    """A checkpoint (training or pretrained) as a dict with at least agent, config and normalization; any unreadable
-    file is one clear ConfigError. With cfg, its architecture fields must match cfg's (a field newer than the file:
-    its default)."""
+    """A checkpoint (training or pretrained): a dict with at least agent, config and normalization; any unreadable file
+    is one clear ConfigError. With cfg, the architecture must match (a field newer than the file: its default)."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{flag}: {p} not found")
@@ -486,9 +465,6 @@ def load_checkpoint(path, device="cpu", flag: str = "--checkpoint", cfg: Config 
     return st
 
 
-RESUMABLE = ("total_timesteps", "eval_interval", "checkpoint_interval", "torch_threads", "compile")
-
-
 def run_folder(cfg: Config, args: Args) -> Path:
     root = LOGS_ROOT / cfg.name / "runs"
     if args.run_name:
@@ -502,13 +478,16 @@ def run_folder(cfg: Config, args: Args) -> Path:
     return root / f"{cfg.name}__s{cfg.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-# ---- Training -------------------------------------------------------------------------------------
-# Run: the run's state (new, --init-from or --resume). Phases of an iteration: imitate (the warm start) or rollout,
-# ppo_update and log_iteration; then after_iteration (checkpoint, evaluate). train(): the main loop.
+# ---- Training: per iteration imitate (warm start) or rollout, ppo_update, log_iteration; then after_iteration ----
+RESUMABLE = ("total_timesteps", "eval_interval", "checkpoint_interval", "torch_threads", "compile")  # may change
+EVAL_KEYS = ("agent_rmse", "ratio", "ratio_to_best", "agent_spread", "spread_over_rmse", "cycles_survived")
+INFO_STATS = ("ensemble_reward", "rmse_truth", "rmse_enkf", "spread")  # env infos averaged over the rollout
+
+
 class Run:
-    """A training run's state shared by the phases: cfg, folder, data, env, agent, optimizer, curriculum,
-    value_rms, writer, evaluator, teacher; counters (global_step, iteration, best, ...); the env's next_obs
-    (B, M, C, N), next_done (B,) and the LSTM state; the rollout buffers buf (S, B, ...)."""
+    """A run's state (new, --init-from or --resume), shared by the phases: cfg, folder, data, env, agent, optimizer,
+    curriculum, value_rms, writer, evaluator, teacher; counters; the env's next_obs (B, M, C, N), next_done (B,) and
+    the LSTM state; the rollout buffers buf (S, B, ...)."""
 
     def __init__(self, cfg: Config, args: Args, on_eval=None):
         if cfg.torch_threads:
@@ -526,7 +505,8 @@ class Run:
         random.seed(cfg.seed)
         np.random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
-        self.data, S, B = data, cfg.num_steps, cfg.num_envs
+        self.data, S, B, self.use_critic = data, cfg.num_steps, cfg.num_envs, cfg.advantage == "gae"
+        self.grain = "member" if cfg.agents == "per-member" else cfg.reward_grain  # who gets a reward and a PPO ratio
         self.env = env = EnKFVecEnv(cfg, data, B, device=self.device, seed=cfg.seed)
         self.agent = Agent(cfg, env.C, env.M, env.N).to(self.device)
         self.optimizer = torch.optim.Adam(self.agent.parameters(), lr=cfg.learning_rate, eps=1e-5)
@@ -565,8 +545,7 @@ class Run:
         if not ck.is_file():
             raise ConfigError(f"--resume: {ck} not found")
         st = torch.load(ck, map_location=self.device, weights_only=False)
-        diff = [k for k, v in st["config"].items() if k not in RESUMABLE and getattr(self.cfg, k, None) != v]
-        if diff:
+        if diff := [k for k, v in st["config"].items() if k not in RESUMABLE and getattr(self.cfg, k, None) != v]:
             raise ConfigError(f"--resume: {ck} was made with a different config (fields: {', '.join(diff)})")
         for k in ("agent", "optimizer", "curriculum", "env"):
             getattr(self, k).load_state_dict(st[k])
@@ -598,9 +577,6 @@ class Run:
         if self.args.progress and time.time() - self.last_print > 20:
             self.last_print = time.time()
             print(line, file=sys.stderr)
-
-
-EVAL_KEYS = ("agent_rmse", "ratio", "ratio_to_best", "agent_spread", "spread_over_rmse", "cycles_survived")
 
 
 def evaluate(r: Run, final: bool = False) -> dict:
@@ -654,12 +630,10 @@ def make_teacher(cfg: Config, env: EnKFVecEnv, best: Setting):
 
 
 def imitate(r: Run, frac: float) -> None:
-    """One iteration of the supervised warm start, imitating the best tuned filter (DAgger). Rollout: num_steps
-    cycles of the agent's deterministic analysis on its own forecasts (the states it will meet; with probability
-    beta per env and cycle, 1 -> 0 over the first half of the warm start, the teacher's analysis is integrated
-    instead, so an untrained agent does not lose the truth at once). Update: update_epochs x num_minibatches
-    regression steps (whole env sequences, every member, the LSTM from the rollout's initial state) on the mean
-    squared difference, in normalized units, between the agent's analysis and the teacher's."""
+    """A warm-start iteration imitating the best tuned filter (DAgger): num_steps cycles of the agent's deterministic
+    analysis on its own forecasts (with probability beta per env and cycle, 1 -> 0 over the first half of the warm
+    start, the teacher's analysis instead, so an untrained agent keeps the truth), then update_epochs x
+    num_minibatches regression steps (whole env sequences, every member) on the normalized analysis error."""
     cfg, env, agent, B, t_roll = r.cfg, r.env, r.agent, r.env.B, time.time()
     beta = max(0.0, 1.0 - 2.0 * frac / cfg.imitation_fraction)  # the teacher's share
     state0 = (r.lstm_state[0].clone(), r.lstm_state[1].clone())
@@ -701,35 +675,30 @@ def imitate(r: Run, frac: float) -> None:
                f"{time.time() - t_roll:.2f}s")  # fmt: skip
 
 
-INFO_STATS = ("ensemble_reward", "rmse_truth", "rmse_enkf", "spread")  # env infos averaged over the rollout
-
-
 @torch.no_grad()
 def rollout(r: Run) -> dict:
     """num_steps steps of the sampled policy in every env into r.buf (a truncated episode's last reward carries
     gamma * V(final obs)); returns the rollout's statistics and the LSTM state it started from."""
     cfg, env, agent, vr, buf, B = r.cfg, r.env, r.agent, r.value_rms, r.buf, r.env.B
-    use_critic = cfg.advantage == "gae"
     st = dict(state0=(r.lstm_state[0].clone(), r.lstm_state[1].clone()), t_env=0.0, t_roll=time.time())
     st.update((k, []) for k in ("ret", "len", "agent_r", "agent_rmse", *INFO_STATS))
     for step in range(cfg.num_steps):
         r.global_step += B
         buf["obs"][step], buf["done"][step] = r.next_obs, r.next_done
         mean, r.lstm_state = agent.actor_step(r.next_obs, r.lstm_state, r.next_done)
-        value = agent.get_value(r.next_obs) * vr.std + vr.mean if use_critic else 0.0
+        value = agent.get_value(r.next_obs) * vr.std + vr.mean if r.use_critic else 0.0
         log_std = agent.log_std()
         action = mean + torch.exp(log_std) * torch.randn_like(mean)
         buf["val"][step], buf["act"][step], buf["logp"][step] = value, action, normal_logprob(action, mean, log_std)
         t0 = time.time()
         res = env.step(action, mean)
         st["t_env"] += time.time() - t0
-        reward = res.reward
-        if not use_critic:
+        buf["rew"][step] = res.reward
+        if not r.use_critic:
             buf["base"][step] = res.info["reward_mean_action"]
         elif res.truncated.any():  # bootstrap the value of the final observation at truncation
             v_final = agent.get_value(res.info["final_obs"]) * vr.std + vr.mean
-            reward = reward + cfg.gamma * v_final * res.truncated.view(-1, 1, 1).float()
-        buf["rew"][step] = reward
+            buf["rew"][step] += cfg.gamma * v_final * res.truncated.view(-1, 1, 1).float()
         r.next_obs, r.next_done = res.obs, (res.terminated | res.truncated).float()
         for k in INFO_STATS:
             st[k].append(res.info[k].mean().item())
@@ -739,8 +708,7 @@ def rollout(r: Run) -> dict:
         finished = r.next_done.bool()
         st["ret"] += res.info["episode_return"][finished].tolist()
         st["len"] += res.info["episode_length"][finished].tolist()
-        # completed: episodes that reached the end without a halt
-        if finished.any() and cfg.curriculum and r.curriculum.record(int(res.truncated.sum())):
+        if finished.any() and cfg.curriculum and r.curriculum.record(int(res.truncated.sum())):  # truncated: completed
             env.set_paths(r.curriculum.paths)
     st["t_roll"] = time.time() - st["t_roll"]
     return st
@@ -750,8 +718,7 @@ def ppo_update(r: Run, state0) -> dict:
     """Advantages (GAE per cell, or self-critical), then update_epochs x num_minibatches clipped PPO steps on whole
     env sequences (the LSTM from the rollout's initial state state0), update_members members each."""
     cfg, agent, vr, buf, optimizer, B, M = r.cfg, r.agent, r.value_rms, r.buf, r.optimizer, r.env.B, r.env.M
-    use_critic = cfg.advantage == "gae"
-    grain = "member" if cfg.agents == "per-member" else cfg.reward_grain
+    use_critic, grain = r.use_critic, r.grain
     t_upd = time.time()
     with torch.no_grad():  # termination cuts the bootstrap; truncation is bootstrapped already
         if use_critic:
@@ -828,7 +795,7 @@ def log_iteration(r: Run, lr: float, st: dict, u: dict) -> str:
     sps = int((r.global_step - r.step0) / max(time.time() - r.t_start, 1e-9))
     std, m = float(torch.exp(r.agent.log_std().detach())), {k: float(np.mean(st[k])) for k in INFO_STATS}
     tags = {"charts/learning_rate": lr, "reward/truth_weight": r.env.truth_weight, "charts/SPS": sps}
-    if r.cfg.advantage == "gae":
+    if r.use_critic:
         tags.update({"losses/value_loss": u["v_loss"].item(), "losses/explained_variance": ev})
     tags.update({"losses/policy_loss": u["pg_loss"].item(), "losses/entropy": u["entropy"].item(),
                  "losses/approx_kl": u["approx_kl"].item(),
@@ -860,24 +827,19 @@ def log_iteration(r: Run, lr: float, st: dict, u: dict) -> str:
             f"{r.curriculum.n} | roll {st['t_roll']:.2f}s (env {st['t_env']:.2f}) upd {u['t_upd']:.2f}s")  # fmt: skip
 
 
-def catch_signals(r: Run) -> dict:
-    """First SIGINT/SIGTERM: checkpoint after this iteration; second: abort. Returns the previous handlers."""
-
-    def on_signal(signum, frame):
-        if r.stop:
-            raise KeyboardInterrupt
-        r.stop = True
-        print(f"\n[signal {signum}] saving a checkpoint after this iteration (again to abort)", file=sys.stderr)
-
-    return {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-
-
 def train(cfg: Config, args: Args, on_eval=None) -> dict:
     """Train (or resume) a run; returns the final summary. on_eval(step, summary) is called after each periodic
     evaluation; if it returns True, training stops there (the tuner's pruning)."""
     r = Run(cfg, args, on_eval)
     cfg, n_it = r.cfg, r.num_iterations
-    old_handlers = catch_signals(r)
+
+    def on_signal(signum, frame):  # the first SIGINT/SIGTERM: checkpoint after this iteration; the second: abort
+        if r.stop:
+            raise KeyboardInterrupt
+        r.stop = True
+        print(f"\n[signal {signum}] saving a checkpoint after this iteration (again to abort)", file=sys.stderr)
+
+    old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         while r.iteration < n_it and not r.stop:
             if args.max_minutes and time.time() - r.t_start > 60 * args.max_minutes:
@@ -908,15 +870,14 @@ def train(cfg: Config, args: Args, on_eval=None) -> dict:
         for s, h in old_handlers.items():
             signal.signal(s, h)
         r.checkpoint()
-    interrupted = r.stop
-    final = evaluate(r, final=True) if not (interrupted or r.pruned) else None
+    final = evaluate(r, final=True) if not (r.stop or r.pruned) else None  # r.stop: interrupted
     r.checkpoint()
     r.writer.close()
     out = {k: v for k, v in (final or {}).items() if k != "figures"}
     seconds = time.time() - r.t_start
     out.update(run=str(r.folder), steps=r.global_step, iterations=r.iteration, curriculum_paths=r.curriculum.n,
                seconds=round(seconds, 1), sps=int((r.global_step - r.step0) / max(seconds, 1e-9)),
-               interrupted=interrupted, pruned=r.pruned, best=r.best)  # fmt: skip
+               interrupted=r.stop, pruned=r.pruned, best=r.best)  # fmt: skip
     io.write_json(r.folder / "final.json", out)
     return out
 
@@ -924,8 +885,7 @@ def train(cfg: Config, args: Args, on_eval=None) -> dict:
 def eval_only(cfg: Config, args: Args) -> dict:
     if not args.checkpoint:
         raise ConfigError("--eval-only needs --checkpoint PATH")
-    ck = Path(args.checkpoint)
-    st = load_checkpoint(ck, args.device, "--checkpoint", cfg)
+    ck, st = Path(args.checkpoint), load_checkpoint(args.checkpoint, args.device, "--checkpoint", cfg)
     cfg = dataclasses.replace(cfg, **{k: st["config"].get(k, getattr(cfg, k)) for k in AGENT_ENV_FIELDS},
                               teacher_inflation=st["config"].get("teacher_inflation") or cfg.teacher_inflation)  # fmt: skip
     data = ensure_data(cfg, Path(args.data_dir) if args.data_dir else None)
