@@ -5,9 +5,9 @@
     python ppo_lstm_enkf.py --config configs/L96_1.py --eval-only --checkpoint logs/L96_1/runs/R/checkpoints/best.pt
 
 Every field of configs/defaults.py is a flag (`--learning-rate 1e-4`); the config file sets the defaults. Reads top
-to bottom: Args, Agent (a class per network kind), PPO helpers, evaluation, checkpoints, training (Run, the phases,
-the main loop train()). Outputs in logs/<config>/runs/<run>/: config.json, TensorBoard events, checkpoints/{latest,
-best}.pt, eval/ (plots + summary.md per evaluation), final.json; the last line printed is a JSON summary.
+to bottom: Args, Agent (a class per network kind), PPO helpers, evaluation, checkpoints, training (Run, phases, the
+main loop train()). Outputs in logs/<config>/runs/<run>/: config.json, TensorBoard events, checkpoints/{latest,best}.pt,
+eval/ (plots, summary.md), final.json; the last line printed is a JSON summary.
 """
 
 from __future__ import annotations
@@ -65,8 +65,9 @@ def parse_args(argv=None) -> tuple[Config, Args]:
     """--config sets the defaults, every other flag overrides them; all values are range-checked."""
     argv = list(sys.argv[1:] if argv is None else argv)
     cfg_path = "configs/L96_1.py"
-    for a, b in zip(argv, [*argv[1:], None], strict=True):  # the last --config PATH or --config=PATH
-        cfg_path = b if a == "--config" and b is not None else a[9:] if a.startswith("--config=") else cfg_path
+    for a, b in zip(argv, [*argv[1:], None], strict=True):  # the last --config PATH or --config=PATH wins
+        if a == "--config" and b is not None or a.startswith("--config="):
+            cfg_path = b if a == "--config" else a.split("=", 1)[1]
     base = load_config(cfg_path)
     err = _io.StringIO()
     try:
@@ -135,7 +136,8 @@ class Agent(nn.Module):
         return B * (M or self.M)  # one per member
 
     def initial_state(self, B: int, device="cpu"):
-        z = torch.zeros(self.lstm_layers, self.cells(B), self.lstm.hidden_size if self.lstm else 1, device=device)
+        L = self.lstm.hidden_size if self.lstm is not None else 1
+        z = torch.zeros(self.lstm_layers, self.cells(B), L, device=device)
         return (z, z.clone())
 
     def select_state(self, state, envs, members=slice(None)):  # (layers, cells(B), L) -> (layers, cells(b, K), L)
@@ -253,9 +255,8 @@ class LocalAgent(Agent):
 
 
 class DenseAgent(LocalAgent):
-    """dense (small, non-periodic states such as Lorenz-63): the local trunk on a one-point "grid" whose channels
-    are the whole member state: per member an MLP over its (C, N) observation with the same member pooling and
-    gates, an LSTM per member, a head with one increment per variable; weights shared by members, tied to N."""
+    """dense (small non-periodic states such as Lorenz-63; tied to N): the local trunk on a one-point "grid" whose
+    channels are a member's (C, N) observation, with pooling and gates; an LSTM per member; increments per variable."""
 
     kind = "dense"
     cells = Agent.cells  # one per member
@@ -325,9 +326,8 @@ def compute_gae(rewards, values, dones, next_value, next_done, gamma: float, lam
     """GAE. rewards, values (S, B, ...); dones (S, B): 1 where obs[t] starts an episode; next_value (B, ...), next_done
     (B,) after the rollout. An episode end cuts the bootstrap (truncation: gamma * V(final obs) is in the reward)."""
     S, adv, lastgaelam = rewards.shape[0], torch.zeros_like(rewards), torch.zeros_like(next_value)
-    extra = (1,) * (rewards.dim() - 2)
     for t in reversed(range(S)):
-        m = (1.0 - (next_done if t == S - 1 else dones[t + 1])).view(-1, *extra)  # nonterminal
+        m = (1.0 - (next_done if t == S - 1 else dones[t + 1])).view(-1, *[1] * (rewards.dim() - 2))  # nonterminal
         delta = rewards[t] + gamma * (next_value if t == S - 1 else values[t + 1]) * m - values[t]
         adv[t] = lastgaelam = delta + gamma * lam * m * lastgaelam
     return adv
@@ -375,8 +375,7 @@ class Curriculum:
     paths = property(lambda self: list(range(1, self.n + 1)))  # the training paths in use
     needed = property(lambda self: math.ceil(self.episodes / self.n))  # completed episodes before the next path
 
-    def record(self, completed_episodes: int) -> bool:
-        """Count completed episodes; returns True when a path was added."""
+    def record(self, completed_episodes: int) -> bool:  # True when a path was added
         if self.n >= self.max_paths:
             return False
         self.completed += completed_episodes
@@ -396,7 +395,7 @@ class Curriculum:
 @torch.no_grad()
 def rollout_paths(agent: Agent, env: EnKFVecEnv, paths) -> dict:
     """The mean action on each of `paths` (env.B == len(paths)) from its first stored background to the end: rmse,
-    spread (P, T) (NaN after a halt), path 0's analysis means (T', N), cycles survived (P,) (a halt at t: t)."""
+    spread (P, T) (NaN after a halt), path 0's analysis means (T', N), cycles survived (P,) (a halt at cycle t: t)."""
     P, T, obs = len(paths), env.T, env.reset_to(list(paths), 0)
     state, done = agent.initial_state(P, env.device), torch.ones(P, device=env.device)
     rm, sp, means = torch.full((P, T), float("nan")), torch.full((P, T), float("nan")), []
@@ -422,8 +421,8 @@ class Evaluator:
     def __init__(self, cfg: Config, data, device):
         self.cfg, self.data = cfg, data
         self.env = EnKFVecEnv(cfg, data, 1, device=device, seed=0, scoring=False)
-        # the reference: the best tuned filter on file (`make tune-filters` tunes EAKF, ETKF, LETKF and PertObs);
-        # with none on file, the data filter at a given teacher inflation, else at its tuned setting (tuned here)
+        # the reference: the best tuned filter on file (`make tune-filters`), else the data filter at a given teacher
+        # inflation, else at its tuned setting (tuned here)
         best, radius = best_setting(cfg), cfg.loc_radius if cfg.data_filter == "letkf" else None
         given = Setting(cfg.data_filter, cfg.teacher_inflation, radius=radius) if cfg.teacher_inflation > 0 else None
         self.best = best[0] if best is not None else given or tuned_setting(cfg)
@@ -443,7 +442,7 @@ class Evaluator:
 # ---- Checkpoints and run folders ------------------------------------------------------------------
 ARCH_FIELDS = ("agents", "policy", "features", "temporal_window", "hidden", "kernel", "lstm_hidden", "lstm_layers",
                "anomaly_gate", "innovation_gate", "innovation_reach", "gain_gate", "member_mix", "action", "bound")  # fmt: skip
-AGENT_ENV_FIELDS = ("agent_inflation", "rtps", "inflation_adapt", "inflation_adapt_max")  # actions -> analyses
+AGENT_ENV_FIELDS = ("agent_inflation", "rtps", "inflation_adapt", "inflation_adapt_max")  # how actions become analyses
 
 
 def load_checkpoint(path, device="cpu", flag: str = "--checkpoint", cfg: Config | None = None) -> dict:
@@ -485,9 +484,8 @@ INFO_STATS = ("ensemble_reward", "rmse_truth", "rmse_enkf", "spread")  # env inf
 
 
 class Run:
-    """A run's state (new, --init-from or --resume), shared by the phases: cfg, folder, data, env, agent, optimizer,
-    curriculum, value_rms, writer, evaluator, teacher; counters; the env's next_obs (B, M, C, N), next_done (B,) and
-    the LSTM state; the rollout buffers buf (S, B, ...)."""
+    """A run's state (new, --init-from or --resume) shared by the phases: its objects (env, agent, optimizer, writer,
+    ...), counters, the env's next_obs (B, M, C, N) and next_done (B,), the LSTM state, rollout buffers buf (S, B)."""
 
     def __init__(self, cfg: Config, args: Args, on_eval=None):
         if cfg.torch_threads:
@@ -523,7 +521,6 @@ class Run:
             self.agent.load_state_dict(init["agent"])
             print(f"[init] weights from {args.init_from} (trained on {init['config'].get('name')}, "
                   f"step {init.get('global_step')})", file=sys.stderr)  # fmt: skip
-        self.folder.mkdir(parents=True, exist_ok=True)
         io.write_json(self.folder / "config.json", cfg.to_dict())
         self.writer = SummaryWriter(str(self.folder), purge_step=self.global_step + 1 if args.resume else None)
         if not args.resume:
@@ -537,8 +534,7 @@ class Run:
         self.t_start, self.last_print, self.step0, self.it0 = time.time(), 0.0, self.global_step, self.iteration
         due = lambda every: (self.global_step // every + 1) * every if every else None  # noqa: E731
         self.next_eval, self.next_ckpt = due(cfg.eval_interval), due(cfg.checkpoint_interval)
-        # skipped: non-finite updates; stop: a signal or --stop-after (checkpoint and stop after this iteration)
-        self.recent_rmse, self.skipped, self.pruned, self.stop = [], 0, False, False
+        self.recent_rmse, self.skipped, self.pruned, self.stop = [], 0, False, False  # stop: signal, --stop-after
 
     def load(self, ck: Path) -> None:
         """Resume from a training checkpoint (with the RNG states: the run continues as if uninterrupted)."""
@@ -587,8 +583,7 @@ def evaluate(r: Run, final: bool = False) -> dict:
     s = r.evaluator(r.agent, folder, f"{r.cfg.name} agent", step)
     for k in EVAL_KEYS:
         r.writer.add_scalar(f"eval/{k}", s[k], step)
-    # the learning curve (scripts/plot_training_curve.py): env steps and training wall-clock seconds
-    rec = {k: s[k] for k in (*EVAL_KEYS, "enkf_rmse", "best_filter_rmse", "best_filter")}
+    rec = {k: s[k] for k in (*EVAL_KEYS, "enkf_rmse", "best_filter_rmse", "best_filter")}  # the learning curve
     rec.update(step=step, seconds=round(r.elapsed0 + time.time() - r.t_start, 1), final=final)
     with open(r.folder / "evals.jsonl", "a") as fh:
         fh.write(json.dumps(rec, default=float) + "\n")
@@ -609,19 +604,16 @@ def after_iteration(r: Run) -> bool:
     if r.next_eval is not None and r.global_step >= r.next_eval:
         s = evaluate(r)
         r.next_eval += r.cfg.eval_interval
-        if r.on_eval is not None and r.on_eval(r.global_step, s):
-            r.pruned = True
-            return True
-        if r.args.progress:
+        r.pruned = r.on_eval is not None and bool(r.on_eval(r.global_step, s))
+        if r.args.progress and not r.pruned:
             print(f"[eval] step {r.global_step}: agent RMSE {s['agent_rmse']:.4f} (ratio {s['ratio']:.3f}, "
                   f"spread/RMSE {s['spread_over_rmse']:.2f}, survived {s['cycles_survived']})", file=sys.stderr)  # fmt: skip
-    return False
+    return r.pruned
 
 
 def make_teacher(cfg: Config, env: EnKFVecEnv, best: Setting):
-    """The imitation target: the best tuned filter's analysis (B, M, N) of the agent's prior ensemble env.Eb (which
-    carries agent_inflation already, so the filter's prior inflation is divided by it); no rotation, so member i's
-    target is the filter's analysis of member i."""
+    """The imitation target: the best tuned filter's analysis (B, M, N) of the agent's prior env.Eb (its inflation over
+    agent_inflation, which env.Eb carries already); no rotation: member i's target is the analysis of member i."""
     obs, r = obs_setup(cfg)
     radius = cfg.loc_radius if best.radius is None else best.radius
     an = make_analysis(best.method, obs, r, best.inflation / env.agent_infl, radius, cfg.periodic,
@@ -631,9 +623,8 @@ def make_teacher(cfg: Config, env: EnKFVecEnv, best: Setting):
 
 def imitate(r: Run, frac: float) -> None:
     """A warm-start iteration imitating the best tuned filter (DAgger): num_steps cycles of the agent's deterministic
-    analysis on its own forecasts (with probability beta per env and cycle, 1 -> 0 over the first half of the warm
-    start, the teacher's analysis instead, so an untrained agent keeps the truth), then update_epochs x
-    num_minibatches regression steps (whole env sequences, every member) on the normalized analysis error."""
+    analysis on its own forecasts (with probability beta, 1 -> 0 over the warm start's first half, the teacher's), then
+    update_epochs x num_minibatches regression steps (whole env sequences, every member) on the analysis error."""
     cfg, env, agent, B, t_roll = r.cfg, r.env, r.agent, r.env.B, time.time()
     beta = max(0.0, 1.0 - 2.0 * frac / cfg.imitation_fraction)  # the teacher's share
     state0 = (r.lstm_state[0].clone(), r.lstm_state[1].clone())
@@ -665,14 +656,12 @@ def imitate(r: Run, frac: float) -> None:
     for res in infos:
         if cfg.curriculum and r.curriculum.record(int(res.truncated.sum())):
             env.set_paths(r.curriculum.paths)
-    loss, gs = float(np.mean(losses)), r.global_step
-    rmse = [res.info["rmse_truth"].mean() for res in infos]
-    for tag, v in (("imitation/loss", loss), ("imitation/teacher_share", beta),
-                   ("rmse/agent_vs_truth", float(np.mean(rmse))), ("curriculum/num_paths", r.curriculum.n)):  # fmt: skip
+    loss, gs, rmse = float(np.mean(losses)), r.global_step, [res.info["rmse_truth"].mean() for res in infos]
+    for tag, v in (("imitation/loss", loss), ("imitation/teacher_share", beta), ("rmse/agent_vs_truth",
+                   float(np.mean(rmse))), ("curriculum/num_paths", r.curriculum.n)):  # fmt: skip
         r.writer.add_scalar(tag, v, gs)
-    rmse = np.mean([float(x) for x in rmse])
-    r.progress(f"[imitate] step {gs} it {r.iteration} | loss {loss:.4f} | rmse {rmse:.3f} | paths {r.curriculum.n} | "
-               f"{time.time() - t_roll:.2f}s")  # fmt: skip
+    r.progress(f"[imitate] step {gs} it {r.iteration} | loss {loss:.4f} | rmse {np.mean([float(x) for x in rmse]):.3f} "
+               f"| paths {r.curriculum.n} | {time.time() - t_roll:.2f}s")  # fmt: skip
 
 
 @torch.no_grad()
@@ -718,8 +707,7 @@ def ppo_update(r: Run, state0) -> dict:
     """Advantages (GAE per cell, or self-critical), then update_epochs x num_minibatches clipped PPO steps on whole
     env sequences (the LSTM from the rollout's initial state state0), update_members members each."""
     cfg, agent, vr, buf, optimizer, B, M = r.cfg, r.agent, r.value_rms, r.buf, r.optimizer, r.env.B, r.env.M
-    use_critic, grain = r.use_critic, r.grain
-    t_upd = time.time()
+    use_critic, grain, t_upd = r.use_critic, r.grain, time.time()
     with torch.no_grad():  # termination cuts the bootstrap; truncation is bootstrapped already
         if use_critic:
             next_value = agent.get_value(r.next_obs) * vr.std + vr.mean
@@ -741,8 +729,8 @@ def ppo_update(r: Run, state0) -> dict:
             mb = torch.as_tensor(env_idx[start : start + mb_envs], device=r.device)
             # members are independent sequences of the shared local policy: an unbiased subset
             mm = torch.randperm(M, device=r.device)[:K] if K < M else slice(None)
-            mb_obs, mb_act, mb_logp, mb_adv, mb_ret, mb_oldv = (x[:, mb][:, :, mm] for x in (buf["obs"], buf["act"],
-                                                                old_logp, adv, ret_n, old_v_n))  # (S, b, K, ...) # fmt: skip
+            mb_obs, mb_act, mb_logp, mb_adv, mb_ret, mb_oldv = (  # (S, b, K, ...)
+                x[:, mb][:, :, mm] for x in (buf["obs"], buf["act"], old_logp, adv, ret_n, old_v_n))  # fmt: skip
             # with member pooling the pooling layer sees every member; only K of them act
             obs_in, members = (buf["obs"][:, mb], mm) if agent.mix else (mb_obs, None)
             cells = agent.select_state(state0, mb, mm)
@@ -790,30 +778,27 @@ def ppo_update(r: Run, state0) -> dict:
 def log_iteration(r: Run, lr: float, st: dict, u: dict) -> str:
     """TensorBoard scalars of one PPO iteration (and the user's old tags); returns its progress line."""
     y_pred, y_true = r.buf["val"].flatten(), u["returns"].flatten()  # no gradients: rollout data
-    var_y = y_true.var()
-    ev = float("nan") if var_y == 0 else float(1 - (y_true - y_pred).var() / var_y)  # explained variance
+    ev = float("nan") if (var_y := y_true.var()) == 0 else float(1 - (y_true - y_pred).var() / var_y)  # explained var.
     sps = int((r.global_step - r.step0) / max(time.time() - r.t_start, 1e-9))
     std, m = float(torch.exp(r.agent.log_std().detach())), {k: float(np.mean(st[k])) for k in INFO_STATS}
-    tags = {"charts/learning_rate": lr, "reward/truth_weight": r.env.truth_weight, "charts/SPS": sps}
-    if r.use_critic:
-        tags.update({"losses/value_loss": u["v_loss"].item(), "losses/explained_variance": ev})
-    tags.update({"losses/policy_loss": u["pg_loss"].item(), "losses/entropy": u["entropy"].item(),
-                 "losses/approx_kl": u["approx_kl"].item(),
-                 "losses/clipfrac": float(np.mean(u["clipfracs"])) if u["clipfracs"] else 0.0,
-                 "losses/skipped_updates": r.skipped, "curriculum/num_paths": r.curriculum.n,
-                 "curriculum/current_level": r.curriculum.n, "rmse/agent_vs_truth": m["rmse_truth"],
-                 "rmse/agent_vs_enkf": m["rmse_enkf"], "rmse/agent_spread": m["spread"],
-                 "reward/ensemble_1_minus_rmse": m["ensemble_reward"]})  # fmt: skip
+    tags = {"charts/learning_rate": lr, "reward/truth_weight": r.env.truth_weight, "charts/SPS": sps,
+            **({"losses/value_loss": u["v_loss"].item(), "losses/explained_variance": ev} if r.use_critic else {}),
+            "losses/policy_loss": u["pg_loss"].item(), "losses/entropy": u["entropy"].item(),
+            "losses/approx_kl": u["approx_kl"].item(),
+            "losses/clipfrac": float(np.mean(u["clipfracs"])) if u["clipfracs"] else 0.0,
+            "losses/skipped_updates": r.skipped, "curriculum/num_paths": r.curriculum.n,
+            "curriculum/current_level": r.curriculum.n, "rmse/agent_vs_truth": m["rmse_truth"],
+            "rmse/agent_vs_enkf": m["rmse_enkf"], "rmse/agent_spread": m["spread"],
+            "reward/ensemble_1_minus_rmse": m["ensemble_reward"]}  # fmt: skip
     for tag, v in (("reward", st["agent_r"]), ("rmse", st["agent_rmse"])) if st["agent_r"] else ():
         v = torch.stack(v).mean(0)  # per-agent statistics over the N_ens agents (time-mean over the rollout first)
         tags.update({f"agents/{tag}_mean": float(v.mean()), f"agents/{tag}_min": float(v.min()),
                      f"agents/{tag}_max": float(v.max())})  # fmt: skip
+    lstm = [] if r.agent.lstm is None else [p.grad.norm() ** 2 for p in r.agent.lstm.parameters() if p.grad is not None]
     tags.update({"policy/action_std": std, "policy/action_std_mean": std,
-                 "grad/norm": float(np.mean(u["gnorms"])) if u["gnorms"] else float("nan")})  # fmt: skip
-    if r.agent.lstm is not None:
-        grads = [p.grad.norm() ** 2 for p in r.agent.lstm.parameters() if p.grad is not None]
-        tags["gradients/lstm_total_norm"] = float(sum(grads) ** 0.5)
-    tags.update({"perf/rollout_s": st["t_roll"], "perf/env_s": st["t_env"], "perf/update_s": u["t_upd"]})
+                 "grad/norm": float(np.mean(u["gnorms"])) if u["gnorms"] else float("nan"),
+                 **({"gradients/lstm_total_norm": float(sum(lstm) ** 0.5)} if r.agent.lstm is not None else {}),
+                 "perf/rollout_s": st["t_roll"], "perf/env_s": st["t_env"], "perf/update_s": u["t_upd"]})  # fmt: skip
     if st["ret"]:
         ret, ln = float(np.mean(st["ret"])), float(np.mean(st["len"]))
         tags.update({"charts/episodic_return": ret, "charts/episodic_length": ln, "episode/reward": ret,
@@ -886,8 +871,8 @@ def eval_only(cfg: Config, args: Args) -> dict:
     if not args.checkpoint:
         raise ConfigError("--eval-only needs --checkpoint PATH")
     ck, st = Path(args.checkpoint), load_checkpoint(args.checkpoint, args.device, "--checkpoint", cfg)
-    cfg = dataclasses.replace(cfg, **{k: st["config"].get(k, getattr(cfg, k)) for k in AGENT_ENV_FIELDS},
-                              teacher_inflation=st["config"].get("teacher_inflation") or cfg.teacher_inflation)  # fmt: skip
+    cfg = dataclasses.replace(cfg, **{k: st["config"].get(k, getattr(cfg, k)) for k in AGENT_ENV_FIELDS})
+    cfg = dataclasses.replace(cfg, teacher_inflation=st["config"].get("teacher_inflation") or cfg.teacher_inflation)
     data = ensure_data(cfg, Path(args.data_dir) if args.data_dir else None)
     data = dataclasses.replace(data, norm=Normalizer.from_dict(st["normalization"]))  # the agent's own scales
     env = EnKFVecEnv(cfg, data, 1, device=args.device)
