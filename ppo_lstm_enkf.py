@@ -4,25 +4,22 @@
     python ppo_lstm_enkf.py --config configs/L96_1.py --run-name myrun --resume
     python ppo_lstm_enkf.py --config configs/L96_1.py --eval-only --checkpoint logs/L96_1/runs/R/checkpoints/best.pt
 
-Every field of configs/defaults.py is a flag (`--learning-rate 1e-4`); the config file sets the defaults.
-Reads top to bottom: Args, helpers, Agent, evaluation, checkpoints, then the main loop (rollout with
-truncation bootstrap, GAE, minibatch PPO update over whole env sequences, curriculum, logging).
-Outputs go to logs/<config>/runs/<run>/: config.json, TensorBoard events, checkpoints/{latest,best}.pt,
-eval/ (plots + summary.md per evaluation), and final.json; the last line printed is a JSON summary.
-"""
+Every field of configs/defaults.py is a flag; the config file sets the defaults. Top to bottom: Args, Agent (a class
+per network kind), PPO helpers, evaluation, checkpoints, training (Run, phases, train()). Writes logs/<config>/runs/<run>/
+(config.json, TensorBoard events, checkpoints/, eval/, final.json); the last line printed is a JSON summary."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import io as _io
+import itertools
 import json
 import math
 import random
 import signal
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,56 +28,45 @@ import torch.nn as nn
 import tyro
 from torch.utils.tensorboard import SummaryWriter
 
-from configs.defaults import FIELDS, LOGS_ROOT, Config, ConfigError, load_config, make_config
+from configs.defaults import FIELDS, LEGACY, LOGS_ROOT, Config, ConfigError, load_config, make_config
 from enkf import io
 from enkf.cycle import obs_setup
 from enkf.data import DataError, ensure_data
-from enkf.env import EnKFVecEnv, choose_gain_radius
+from enkf.env import EnKFVecEnv
 from enkf.filters import make_analysis
+from enkf.gain import choose_gain_radius
 from enkf.normalization import Normalizer
 from enkf.report import path_baselines, write_report
 from enkf.tuned import Setting, best_setting, resolve, tuned_setting
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Args(Config):
-    config: str = "configs/L96_1.py"
-    """Experiment config file; its values are the defaults of every other flag."""
-    run_name: str = ""
-    """Run folder name under logs/<config>/runs/ (default: <config>__s<seed>__<date-time>)."""
-    data_dir: str = ""
-    """Data folder (default logs/<config>/data); generated if missing or stale."""
-    device: str = "cpu"
-    """torch device: cpu or cuda."""
+    config: str = "configs/L96_1.py"  # Experiment config file; its values are the defaults of every other flag.
+    run_name: str = ""  # Run folder name under logs/<config>/runs/ (default: <config>__s<seed>__<date-time>).
+    data_dir: str = ""  # Data folder (default logs/<config>/data); generated if missing or stale.
+    device: str = "cpu"  # torch device: cpu or cuda.
     resume: bool = False
     """Continue the run named by --run-name (default: the newest run of this config) from its latest checkpoint."""
-    eval_only: bool = False
-    """Only evaluate --checkpoint on path 0 (plots + summary), no training."""
-    checkpoint: str = ""
-    """Checkpoint for --eval-only."""
+    eval_only: bool = False  # Only evaluate --checkpoint on path 0 (plots + summary), no training.
+    checkpoint: str = ""  # Checkpoint for --eval-only.
     init_from: str = ""
     """Fine-tuning: start a new run from this checkpoint's agent (trained on any config or ensemble size with the
     same architecture fields); its normalization statistics are kept, so step 0 is the zero-shot agent."""
     max_minutes: float = 0.0
     """Stop training after this many wall-clock minutes (0 = no limit); a checkpoint and a final eval follow."""
-    progress: bool = True
-    """Print one progress line per evaluation / every ~20 s."""
+    progress: bool = True  # Print one progress line per evaluation / every ~20 s.
     stop_after: int = 0
     """Stop after this many iterations in this invocation, with a checkpoint, as on SIGTERM (0 = off)."""
-
-
-RUN_FIELDS = [f.name for f in dataclasses.fields(Args) if f.name not in FIELDS]
 
 
 def parse_args(argv=None) -> tuple[Config, Args]:
     """--config sets the defaults, every other flag overrides them; all values are range-checked."""
     argv = list(sys.argv[1:] if argv is None else argv)
     cfg_path = "configs/L96_1.py"
-    for i, a in enumerate(argv):
-        if a == "--config" and i + 1 < len(argv):
-            cfg_path = argv[i + 1]
-        elif a.startswith("--config="):
-            cfg_path = a.split("=", 1)[1]
+    for a, b in zip(argv, [*argv[1:], None], strict=True):  # the last --config PATH or --config=PATH wins
+        if a == "--config" and b is not None or a.startswith("--config="):
+            cfg_path = b if a == "--config" else a.split("=", 1)[1]
     base = load_config(cfg_path)
     err = _io.StringIO()
     try:
@@ -90,23 +76,16 @@ def parse_args(argv=None) -> tuple[Config, Args]:
         if not e.code:
             raise
         # tyro draws a multi-line box; keep its message lines as one line
-        lines = [ln.strip(" │╭╮╰╯─\n") for ln in err.getvalue().splitlines()]
-        lines = [ln for ln in lines if ln]
-        title, body = (lines[0], lines[1:]) if lines else ("error", [])
-        keep = []
-        for ln in body:
-            if ln.startswith(("Argument helptext", "For full helptext", "Perhaps you meant", "Arguments similar")):
-                break
-            keep.append(ln)
-        raise ConfigError(f"command line: {title}: {' '.join(keep)} (see --help)") from None
+        lines = [s for ln in err.getvalue().splitlines() if (s := ln.strip(" │╭╮╰╯─\n"))] or ["error"]
+        hints = ("Argument helptext", "For full helptext", "Perhaps you meant", "Arguments similar")
+        body = itertools.takewhile(lambda ln: not ln.startswith(hints), lines[1:])
+        raise ConfigError(f"command line: {lines[0]}: {' '.join(body)} (see --help)") from None
     changed = {k: getattr(args, k) for k in FIELDS if getattr(args, k) != getattr(base, k)}
     cfg = make_config(changed, f"{cfg_path} (command line)", base=base) if changed else base
     return cfg, args
 
 
-# ---------------------------------------------------------------------------------------------------
-# Agent
-# ---------------------------------------------------------------------------------------------------
+# ---- Agent ----------------------------------------------------------------------------------------
 def layer_init(layer, std=math.sqrt(2), bias_const=0.0):
     torch.nn.init.orthogonal_(layer.weight, std)
     torch.nn.init.constant_(layer.bias, bias_const)
@@ -117,171 +96,62 @@ def conv(cin, cout, k, std=math.sqrt(2)):
     return layer_init(nn.Conv1d(cin, cout, k, padding=k // 2, padding_mode="circular"), std)
 
 
+def mlp(D, H, out=0):
+    """Linear(D, H), tanh, Linear(H, H), tanh; with out > 0 then Linear(H, out) (std 1: a value head)."""
+    layers = [layer_init(nn.Linear(D, H)), nn.Tanh(), layer_init(nn.Linear(H, H)), nn.Tanh()]
+    return nn.Sequential(*layers, *([layer_init(nn.Linear(H, out), std=1.0)] if out else []))
+
+
 class Agent(nn.Module):
-    """local: per member, circular convs over the grid (weights shared by members and grid points), an LSTM
-    per (member, grid point) cell, a 1x1 head: one Gaussian increment per cell. dense (small, non-periodic
-    states such as Lorenz-63): per member an MLP over its whole (C, N) observation with the same member pooling and
-    gates, an LSTM per member, a head with one increment per variable; weights shared by members, tied to N.
-    global: one MLP + LSTM over the whole ensemble state (the user's original). member (policy global with agents per-member): one MLP +
-    LSTM per member over its own (C, N) observation, weights shared by members (the user's multi-agent
-    network). Critic: the same conv (or MLP) trunk without the LSTM, one value per cell (per member with
-    agents per-member). Observations (B, M, C, N) -> means and values (B, M, N)."""
+    """Policy and critic: observations (B, M, C, N) -> Gaussian means and values (B, M, N). Agent(cfg, C, M, N) builds
+    the network kind's class (LocalAgent, DenseAgent, MemberAgent, GlobalAgent); the base holds the LSTM over the
+    kind's cells (zeroed at episode starts), the clamped log-std, the gate inputs and actor_sequence / actor_step. A
+    kind builds encoder, critic and actor_head (in this order: seeded weights) and defines the methods below."""
+
+    def __new__(cls, cfg: Config | None = None, *args, **kwargs):
+        if cls is Agent:  # dispatch on the network kind
+            kind = "member" if (cfg.agents == "per-member" and cfg.policy == "global") else cfg.policy
+            cls = {"local": LocalAgent, "dense": DenseAgent, "member": MemberAgent}.get(kind, GlobalAgent)
+        return super().__new__(cls)
 
     def __init__(self, cfg: Config, C: int, M: int, N: int):
         super().__init__()
         self.M, self.N, H, L = M, N, cfg.hidden, cfg.lstm_hidden
-        self.per_member = cfg.agents == "per-member"
-        self.kind = "member" if (self.per_member and cfg.policy == "global") else cfg.policy
-        # anomaly gate: mean_i = a_i + b_i * anom_i, so scaling a member's anomaly (what a square-root filter
-        # does) is one multiplication instead of something the tanh layers must approximate
-        feats = cfg.feature_list
-        F = C // cfg.temporal_window
-        # innovation gate: + c_i * innov_i, so a gain times the member's innovation (what a Kalman update does)
-        # is one multiplication as well. gate_idx: channels of the newest window step that the head multiplies.
-        last = (cfg.temporal_window - 1) * F
-        gates = [f for f, on in (("anom", cfg.anomaly_gate), ("innov", cfg.innovation_gate)) if on and f in feats]
-        self.gate_idx = [last + feats.index(f) for f in gates] if self.kind in ("local", "dense") else []
-        # innovation reach R: the innovations of the points j+k, 0 < |k| <= R, gate the increment at j as well
-        # (c_jk * innov_i(j+k): a local Kalman gain row), so unobserved points take in their neighbours' innovations
-        innov = "innov" in gates and self.kind in ("local", "dense")
-        self.reach = cfg.innovation_reach if innov and self.kind == "local" else 0
-        self.shifts = [k for k in range(-self.reach, self.reach + 1) if k != 0]
-        self.innov_gate = self.gate_idx[gates.index("innov")] if innov else None
-        # gain gate: for every kg feature k, + g_k * kg_k(j) * innov_i(j+k) (the prior's Kalman gain times the innovation)
-        # and kgsr(j) * anom_i(j): the square-root filter's correction of the anomaly that the gain row shrank
-        kgs = (
-            [f for f in feats if f.startswith("kg") and (f != "kgsr" or "anom" in feats)]
-            if innov and cfg.gain_gate
-            else []
-        )
-        self.kg = [(last + feats.index(f), None if f == "kgsr" else int(f[2:])) for f in kgs]  # (channel, offset k)
-        self.anom_ch = last + feats.index("anom") if "anom" in feats else None
-        self.lstm_layers = cfg.lstm_layers
-        self.mix = cfg.member_mix and self.kind in ("local", "dense")
-        if self.kind == "dense":  # the local trunk on a one-point "grid" whose channels are the whole member state
-            D, H2 = C * N, 2 * H if self.mix else H
-            self.encoder = nn.Sequential(layer_init(nn.Linear(D, H)), nn.Tanh(), conv(H2, H, 1), nn.Tanh())
-            self.critic = nn.Sequential(layer_init(nn.Linear(D, H)), nn.Tanh(), layer_init(nn.Linear(H, H)), nn.Tanh(),
-                                        layer_init(nn.Linear(H, N), std=1.0))  # fmt: skip
-            self.actor_head = layer_init(nn.Linear(L or H, (1 + len(self.gate_idx) + len(self.kg)) * N), std=0.01)
-        elif self.kind == "local":  # with member_mix the second conv also sees the members' mean of the first's
-            self.encoder = nn.Sequential(conv(C, H, cfg.kernel), nn.Tanh(), conv(2 * H if self.mix else H, H, cfg.kernel),
-                                         nn.Tanh())  # fmt: skip
-            self.critic = nn.Sequential(conv(C, H, cfg.kernel), nn.Tanh(), conv(H, H, cfg.kernel), nn.Tanh(),
-                                        conv(H, 1, 1, std=1.0))  # fmt: skip
-            self.actor_head = conv(L or H, 1 + len(self.gate_idx) + len(self.shifts) + len(self.kg), 1, std=0.01)
-        elif self.kind == "member":
-            D = C * N
-            self.encoder = nn.Sequential(layer_init(nn.Linear(D, H)), nn.Tanh(), layer_init(nn.Linear(H, H)), nn.Tanh())
-            self.critic = nn.Sequential(layer_init(nn.Linear(D, H)), nn.Tanh(), layer_init(nn.Linear(H, H)), nn.Tanh(),
-                                        layer_init(nn.Linear(H, 1), std=1.0))  # fmt: skip
-            self.actor_head = layer_init(nn.Linear(L or H, N), std=0.01)
-        else:
-            D = M * C * N
-            self.encoder = nn.Sequential(layer_init(nn.Linear(D, H)), nn.Tanh(), layer_init(nn.Linear(H, H)), nn.Tanh())
-            self.critic = nn.Sequential(layer_init(nn.Linear(D, H)), nn.Tanh(), layer_init(nn.Linear(H, H)), nn.Tanh(),
-                                        layer_init(nn.Linear(H, M * N), std=1.0))  # fmt: skip
-            self.actor_head = layer_init(nn.Linear(L or H, M * N), std=0.01)
-        if self.kg:  # the gain gate starts at 1: the analysis starts as the prior's Kalman gain times each innovation
-            with torch.no_grad():
-                b = self.actor_head.bias
-                b[-len(self.kg) * (N if self.kind == "dense" else 1) :] = 1.0
+        self.per_member, self.lstm_layers = cfg.agents == "per-member", cfg.lstm_layers
+        self.mix, self.gate_idx, self.innov_gate, self.reach, self.shifts, self.kg = False, [], None, 0, [], []
+        self._build(cfg, C, M, N, H, L or H)  # L or H: the head's input size
+        if self.kg:  # the gain gates start at 1: the prior's Kalman gain on each innovation, the square-root correction
+            nn.init.constant_(self.actor_head.bias[-len(self.kg) * (N if self.kind == "dense" else 1) :], 1.0)
         self.lstm = nn.LSTM(H, L, num_layers=cfg.lstm_layers) if L > 0 else None
-        if self.lstm is not None:
-            for name, p in self.lstm.named_parameters():
-                if "bias" in name:
-                    nn.init.constant_(p, 0)
-                elif "weight" in name:
-                    nn.init.orthogonal_(p, 1.0)
+        for name, p in self.lstm.named_parameters() if self.lstm is not None else []:  # weights and biases
+            nn.init.constant_(p, 0) if "bias" in name else nn.init.orthogonal_(p, 1.0)
         self.actor_logstd = nn.Parameter(torch.tensor(math.log(cfg.init_action_std)))
         self.min_logstd, self.max_logstd = math.log(cfg.min_action_std), math.log(cfg.max_action_std)
 
-    def cells(self, B: int, M: int | None = None) -> int:
-        """Number of LSTM sequences for B envs of M members."""
-        return B * (M or self.M) * (self.N if self.kind == "local" else 1) if self.kind != "global" else B  # dense: B*M
+    def _build(self, cfg: Config, C: int, M: int, N: int, H: int, L: int): ...
+    def _encode(self, obs, members=None): ...  # (B, M, C, N) -> (cells(B, K), H); K = len(members) or M
+    def _head(self, h, B, M, gates=None): ...  # (cells(B, M), L) -> (B, M, N); gates (B, M, G, N)
+    def get_value(self, obs): ...  # (..., M, C, N) -> (..., M, N)
+
+    def cells(self, B: int, M: int | None = None) -> int:  # LSTM sequences for B envs of M members
+        return B * (M or self.M)  # one per member
 
     def initial_state(self, B: int, device="cpu"):
         L = self.lstm.hidden_size if self.lstm is not None else 1
         z = torch.zeros(self.lstm_layers, self.cells(B), L, device=device)
         return (z, z.clone())
 
+    def select_state(self, state, envs, members=slice(None)):  # (layers, cells(B), L) -> (layers, cells(b, K), L)
+        return tuple(s.view(s.shape[0], -1, self.M, self.cells(1, 1), s.shape[-1])[:, envs][:, :, members]
+                     .reshape(s.shape[0], -1, s.shape[-1]) for s in state)  # fmt: skip
+
     def log_std(self):
         return self.actor_logstd.clamp(self.min_logstd, self.max_logstd)
-
-    def _encode(self, obs, members=None):  # (B, M, C, N) -> (cells(B, K), H); K = len(members) or M
-        B, M, C, N = obs.shape
-        if self.kind in ("local", "dense"):
-            if members is not None and not self.mix:
-                obs, M = obs[:, members], obs[:, members].shape[1]  # members are independent sequences
-            if self.kind == "dense":  # (B, M, C, N) -> (B, M, H, 1): the whole member state on one point
-                D = C * N
-                layer1 = lambda x: self.encoder[1](self.encoder[0](x.reshape(B, x.shape[1], D))).unsqueeze(-1)  # noqa: E731
-                N = 1
-            else:
-                layer1 = lambda x: self.encoder[1](self.encoder[0](x.reshape(-1, C, N))).view(B, x.shape[1], -1, N)  # noqa: E731
-            if self.mix and members is not None and torch.is_grad_enabled():
-                # the update: the pool's value over all M members, its gradient through the K acting members
-                # only (scaled by M/K: an unbiased estimate), so the other members need no backward pass
-                with torch.no_grad():
-                    pool_all = layer1(obs).mean(1, keepdim=True)  # (B, 1, H, N)
-                h = layer1(obs[:, members])  # (B, K, H, N)
-                pool = pool_all + (h - h.detach()).mean(1, keepdim=True)
-                h = torch.cat([h, pool.expand_as(h)], 2)  # (B, K, 2H, N)
-                M = h.shape[1]
-                h = h.reshape(B * M, -1, N)
-            elif self.mix:  # DeepSets pooling: every member also sees the ensemble mean of each channel
-                h = layer1(obs)  # (B, M, H, N)
-                h = torch.cat([h, h.mean(1, keepdim=True).expand_as(h)], 2)  # (B, M, 2H, N)
-                if members is not None:
-                    h = h[:, members]
-                M = h.shape[1]
-                h = h.reshape(B * M, -1, N)
-            else:
-                h = layer1(obs).reshape(B * M, -1, N)  # (B*M, H, N)
-            h = self.encoder[3](self.encoder[2](h))  # (B*M, H, N)
-            return h.permute(0, 2, 1).reshape(B * M * N, -1)  # (B*M*N, H)
-        if self.kind == "member":
-            return self.encoder(obs.reshape(B * M, C * N))  # (B*M, H)
-        return self.encoder(obs.reshape(B, -1))  # (B, H)
-
-    def _head(self, h, B, M, gates=None):  # (cells(B, M), L) -> (B, M, N); gates (B, M, G, N)
-        if self.kind == "dense":
-            out = self.actor_head(h).reshape(B * M, -1, self.N)  # (B*M, 1 + G, N)
-            if not self.gate_idx:
-                return out.reshape(B, M, self.N)
-            g = gates.reshape(B * M, -1, self.N)
-            return (out[:, 0] + (out[:, 1:] * g).sum(1)).reshape(B, M, self.N)
-        if self.kind == "local":
-            h = h.reshape(B * M, self.N, -1).permute(0, 2, 1)  # (B*M, L, N)
-            out = self.actor_head(h)  # (B*M, 1 + G, N)
-            if not self.gate_idx:
-                return out.reshape(B, M, self.N)
-            g = gates.reshape(B * M, -1, self.N)  # (B*M, G, N)
-            return (out[:, 0] + (out[:, 1:] * g).sum(1)).reshape(B, M, self.N)
-        return self.actor_head(h).reshape(B, M if self.kind == "member" else self.M, self.N)
-
-    def _done_mask(self, done, B, M):  # (B,) -> (cells(B, M), 1)
-        d = done.float()
-        if self.kind != "global":
-            d = d.repeat_interleave(M * (self.N if self.kind == "local" else 1))
-        return d.unsqueeze(-1)
-
-    def get_value(self, obs):  # (..., M, C, N) -> (..., M, N)
-        *lead, M, C, N = obs.shape
-        if self.kind == "member":  # one value per agent
-            return self.critic(obs.reshape(-1, C * N)).reshape(*lead, M, 1).expand(*lead, M, N)
-        if self.kind == "dense":
-            return self.critic(obs.reshape(-1, C * N)).reshape(*lead, M, N)
-        if self.kind == "local":
-            v = self.critic(obs.reshape(-1, C, N)).reshape(*lead, M, N)
-            return v.mean(-1, keepdim=True).expand_as(v) if self.per_member else v
-        return self.critic(obs.reshape(-1, M * C * N)).reshape(*lead, M, N)
 
     def actor_sequence(self, obs, state, done, members=None):
         """obs (S, B, M, C, N), done (S, B) (1 where obs starts a new episode), state: LSTM state before
         obs[0] (of the selected members). members: indices of the members to act for (the update subsamples
-        them; the member pooling still sees all M). Returns means (S, B, K, N) and the final state. The LSTM
-        state is zeroed at episode starts."""
+        them; the member pooling still sees all M). Returns means (S, B, K, N) and the final state."""
         S, B, M = obs.shape[:3]
         anom = self.gate_inputs(obs)  # (S, B, M, G, N) gate inputs
         if members is not None:
@@ -289,29 +159,24 @@ class Agent(nn.Module):
             anom = anom[:, :, members] if anom is not None else None
         cells = self.cells(B, M)
         h = self._encode(obs.reshape(S * B, *obs.shape[2:]), members).reshape(S, cells, -1)  # (S, cells, H)
-        if self.lstm is None:
-            return self._head(h.reshape(S * cells, -1), S * B, M, anom).reshape(S, B, M, self.N), state
-        outs = []
-        for s in range(S):
-            keep = 1.0 - self._done_mask(done[s], B, M)  # (cells, 1)
-            state = (keep * state[0], keep * state[1])
-            o, state = self.lstm(h[s].unsqueeze(0), state)
-            outs.append(o[0])
-        out = torch.stack(outs)  # (S, cells, L)
-        return self._head(out.reshape(S * cells, -1), S * B, M, anom).reshape(S, B, M, self.N), state
+        if self.lstm is not None:
+            outs = []
+            for s in range(S):
+                keep = 1.0 - done[s].float().repeat_interleave(self.cells(1, M)).unsqueeze(-1)  # (cells, 1)
+                state = (keep * state[0], keep * state[1])
+                o, state = self.lstm(h[s].unsqueeze(0), state)
+                outs.append(o[0])
+            h = torch.stack(outs)  # (S, cells, L)
+        return self._head(h.reshape(S * cells, -1), S * B, M, anom).reshape(S, B, M, self.N), state
 
     def gate_inputs(self, obs):  # (..., M, C, N) -> (..., M, G, N) or None
         if not self.gate_idx:
             return None
-        g = obs[..., self.gate_idx, :]
+        g, inn, a = obs[..., self.gate_idx, :], obs[..., self.innov_gate or 0, :], obs[..., self.gate_idx[0], :]
         if self.shifts:  # innov_i(j + k) at j for every shift k (periodic grid)
-            inn = obs[..., self.innov_gate, :]  # (..., M, N)
             g = torch.cat([g, torch.stack([inn.roll(-k, -1) for k in self.shifts], -2)], -2)
-        if self.kg:  # kg_k(j) * innov_i(j + k): the gain row times the member's innovations
-            inn = obs[..., self.innov_gate, :]  # (..., M, N)
-            prods = [
-                obs[..., c, :] * (obs[..., self.anom_ch, :] if k is None else inn.roll(-k, -1)) for c, k in self.kg
-            ]
+        if self.kg:  # kg_k(j) * innov_i(j + k) (the gain rows on the innovations); kgsr(j) * anom_i(j) where k is None
+            prods = [obs[..., c, :] * (a if k is None else inn.roll(-k, -1)) for c, k in self.kg]  # (..., M, N) each
             g = torch.cat([g, torch.stack(prods, -2)], -2)
         return g
 
@@ -320,39 +185,166 @@ class Agent(nn.Module):
         return mean[0], state
 
 
+class LocalAgent(Agent):
+    """local: per member, circular convs over the grid (weights shared by members and grid points), an LSTM per
+    (member, grid point) cell, a 1x1 head: one increment per cell; any M, N. member_mix: the second conv also sees the
+    members' mean of the first's channels. Gates: mean_i = a_i + b_i * anom_i + c_i * innov_i, so an anomaly scaling
+    (square-root filter) or a gain times the innovation (Kalman update) is one multiplication, not a tanh fit.
+    Critic: the conv trunk without the LSTM, one value per cell (with agents per-member its mean over the grid)."""
+
+    kind = "local"
+
+    def _gates(self, cfg: Config, C: int):  # gate_idx: the newest window step's channels that the head multiplies
+        feats, last = cfg.feature_list, (cfg.temporal_window - 1) * (C // cfg.temporal_window)
+        gates = [f for f, on in (("anom", cfg.anomaly_gate), ("innov", cfg.innovation_gate)) if on and f in feats]
+        self.gate_idx, self.mix = [last + feats.index(f) for f in gates], cfg.member_mix
+        if "innov" in gates:  # gain gate: + g_k * kg_k(j) * innov_i(j+k) per kg feature, + g * kgsr(j) * anom_i(j)
+            self.innov_gate, sr = self.gate_idx[gates.index("innov")], gates[0] == "anom"
+            kgs = [f for f in feats if f.startswith("kg") and (f != "kgsr" or sr)] if cfg.gain_gate else []
+            self.kg = [(last + feats.index(f), None if f == "kgsr" else int(f[2:])) for f in kgs]  # (channel, offset)
+        return gates, last
+
+    def _build(self, cfg, C, M, N, H, L):
+        gates, last = self._gates(cfg, C)
+        if "innov" in gates:  # innovation reach R: + c_jk * innov_i(j+k), 0 < |k| <= R (unobserved points)
+            self.reach = cfg.innovation_reach
+            self.shifts = [k for k in range(-self.reach, self.reach + 1) if k != 0]
+        k = cfg.kernel
+        self.encoder = nn.Sequential(conv(C, H, k), nn.Tanh(), conv(2 * H if self.mix else H, H, k), nn.Tanh())
+        self.critic = nn.Sequential(conv(C, H, k), nn.Tanh(), conv(H, H, k), nn.Tanh(), conv(H, 1, 1, std=1.0))
+        self.actor_head = conv(L, 1 + len(self.gate_idx) + len(self.shifts) + len(self.kg), 1, std=0.01)
+
+    def cells(self, B: int, M: int | None = None) -> int:
+        return B * (M or self.M) * self.N  # one per (member, grid point)
+
+    def _layer1(self, x):  # (B, K, C, N) -> (B, K, H, N): the first layer, per member
+        B, K, C, N = x.shape
+        return self.encoder[1](self.encoder[0](x.reshape(-1, C, N))).view(B, K, -1, N)
+
+    def _encode(self, obs, members=None):  # (B, M, C, N) -> (cells(B, K), H); K = len(members) or M
+        B = obs.shape[0]
+        if members is not None and not self.mix:
+            obs = obs[:, members]  # members are independent sequences
+        if self.mix and members is not None and torch.is_grad_enabled():
+            # the update: the pool's value over all M members, its gradient through the K acting members
+            # only (scaled by M/K: an unbiased estimate), so the other members need no backward pass
+            with torch.no_grad():
+                pool_all = self._layer1(obs).mean(1, keepdim=True)  # (B, 1, H, n)
+            h = self._layer1(obs[:, members])  # (B, K, H, n)
+            h = torch.cat([h, (pool_all + (h - h.detach()).mean(1, keepdim=True)).expand_as(h)], 2)  # (B, K, 2H, n)
+        else:
+            h = self._layer1(obs)  # (B, M, H, n)
+            if self.mix:  # every member also sees the ensemble mean of each channel
+                h = torch.cat([h, h.mean(1, keepdim=True).expand_as(h)], 2)  # (B, M, 2H, n)
+                h = h[:, members] if members is not None else h
+        K, n = h.shape[1], h.shape[-1]
+        h = self.encoder[3](self.encoder[2](h.reshape(B * K, -1, n)))  # (B*K, H, n)
+        return h.permute(0, 2, 1).reshape(B * K * n, -1)  # (B*K*n, H)
+
+    def _head(self, h, B, M, gates=None):  # (B*M*N, L) -> (B, M, N)
+        return self._gated(self.actor_head(h.reshape(B * M, self.N, -1).permute(0, 2, 1)), B, M, gates)
+
+    def _gated(self, out, B, M, gates):  # head out (B*M, 1 + G, N), gates (B, M, G, N) -> (B, M, N)
+        if not self.gate_idx:
+            return out.reshape(B, M, self.N)
+        g = gates.reshape(B * M, -1, self.N)  # (B*M, G, N)
+        return (out[:, 0] + (out[:, 1:] * g).sum(1)).reshape(B, M, self.N)
+
+    def get_value(self, obs):
+        *lead, M, C, N = obs.shape
+        v = self.critic(obs.reshape(-1, C, N)).reshape(*lead, M, N)
+        return v.mean(-1, keepdim=True).expand_as(v) if self.per_member else v
+
+
+class DenseAgent(LocalAgent):
+    """dense (small non-periodic states such as Lorenz-63; tied to N): the local trunk on a one-point "grid" whose
+    channels are a member's (C, N) observation, with pooling and gates; an LSTM per member; increments per variable."""
+
+    kind = "dense"
+    cells = Agent.cells  # one per member
+
+    def _build(self, cfg, C, M, N, H, L):
+        self._gates(cfg, C)
+        D, H2 = C * N, 2 * H if self.mix else H
+        self.encoder = nn.Sequential(layer_init(nn.Linear(D, H)), nn.Tanh(), conv(H2, H, 1), nn.Tanh())
+        self.critic = mlp(D, H, N)
+        self.actor_head = layer_init(nn.Linear(L, (1 + len(self.gate_idx) + len(self.kg)) * N), std=0.01)
+
+    def _layer1(self, x):  # (B, K, C, N) -> (B, K, H, 1): the whole member state on one point
+        B, K, C, N = x.shape
+        return self.encoder[1](self.encoder[0](x.reshape(B, K, C * N))).unsqueeze(-1)
+
+    def _head(self, h, B, M, gates=None):  # (B*M, L) -> (B, M, N)
+        return self._gated(self.actor_head(h).reshape(B * M, -1, self.N), B, M, gates)  # head (B*M, 1 + G, N)
+
+    def get_value(self, obs):
+        *lead, M, C, N = obs.shape
+        return self.critic(obs.reshape(-1, C * N)).reshape(*lead, M, N)
+
+
+class MemberAgent(Agent):
+    """member (policy global with agents per-member, the user's multi-agent network): one MLP + LSTM per member
+    over its own (C, N) observation, weights shared by members; the critic one value per agent."""
+
+    kind = "member"
+
+    def _build(self, cfg, C, M, N, H, L):
+        self.encoder, self.critic = mlp(C * N, H), mlp(C * N, H, 1)
+        self.actor_head = layer_init(nn.Linear(L, N), std=0.01)
+
+    def _encode(self, obs, members=None):  # (B, M, C, N) -> (cells(B, M), H): per member (global: per env)
+        B, M = obs.shape[:2]
+        return self.encoder(obs.reshape(self.cells(B, M), -1))
+
+    def _head(self, h, B, M, gates=None):  # (cells(B, M), L) -> (B, M, N)
+        return self.actor_head(h).reshape(B, M, self.N)
+
+    def get_value(self, obs):
+        *lead, M, C, N = obs.shape
+        return self.critic(obs.reshape(-1, C * N)).reshape(*lead, M, 1).expand(*lead, M, N)
+
+
+class GlobalAgent(MemberAgent):
+    """global (the user's original): the member network over the whole ensemble state, tied to M and N."""
+
+    kind = "global"
+
+    def _build(self, cfg, C, M, N, H, L):
+        self.encoder, self.critic = mlp(M * C * N, H), mlp(M * C * N, H, M * N)
+        self.actor_head = layer_init(nn.Linear(L, M * N), std=0.01)
+
+    def cells(self, B: int, M: int | None = None) -> int:
+        return B  # one sequence per env
+
+    def select_state(self, state, envs, members=slice(None)):
+        return tuple(s[:, envs] for s in state)
+
+    def get_value(self, obs):
+        *lead, M, C, N = obs.shape
+        return self.critic(obs.reshape(-1, M * C * N)).reshape(*lead, M, N)
+
+
 def compute_gae(rewards, values, dones, next_value, next_done, gamma: float, lam: float):
-    """GAE over a rollout. rewards, values (S, B, ...); dones (S, B): 1 where obs[t] starts a new episode;
-    next_value (B, ...), next_done (B,) for the observation after the rollout. An episode end cuts the
-    bootstrap (truncated episodes carry gamma * V(final obs) in their last reward already)."""
-    S = rewards.shape[0]
-    adv = torch.zeros_like(rewards)
-    lastgaelam = torch.zeros_like(next_value)
-    extra = (1,) * (rewards.dim() - 2)
+    """GAE. rewards, values (S, B, ...); dones (S, B): 1 where obs[t] starts an episode; next_value (B, ...), next_done
+    (B,) after the rollout. An episode end cuts the bootstrap (truncation: gamma * V(final obs) is in the reward)."""
+    S, adv, lastgaelam = rewards.shape[0], torch.zeros_like(rewards), torch.zeros_like(next_value)
     for t in reversed(range(S)):
-        nonterminal = 1.0 - (next_done if t == S - 1 else dones[t + 1])
-        nv = next_value if t == S - 1 else values[t + 1]
-        m = nonterminal.view(-1, *extra)
-        delta = rewards[t] + gamma * nv * m - values[t]
-        lastgaelam = delta + gamma * lam * m * lastgaelam
-        adv[t] = lastgaelam
+        m = (1.0 - (next_done if t == S - 1 else dones[t + 1])).view(-1, *[1] * (rewards.dim() - 2))  # nonterminal
+        delta = rewards[t] + gamma * (next_value if t == S - 1 else values[t + 1]) * m - values[t]
+        adv[t] = lastgaelam = delta + gamma * lam * m * lastgaelam
     return adv
 
 
 def pool(x: torch.Tensor, grain: str) -> torch.Tensor:
     """Mean over the cells of each agent (cell: none; member: grid; ensemble: all), kept at cell shape."""
-    if grain == "cell":
-        return x
     dims = (-1,) if grain == "member" else (-2, -1)
-    return x.mean(dims, keepdim=True).expand_as(x)
+    return x if grain == "cell" else x.mean(dims, keepdim=True).expand_as(x)
 
 
 def agent_logprob(logp: torch.Tensor, grain: str) -> torch.Tensor:
     """Joint log-probability of each agent's action (sum over its cells), kept at cell shape."""
-    if grain == "cell":
-        return logp
-    dims = (-1,) if grain == "member" else (-2, -1)
     n = logp.shape[-1] if grain == "member" else logp.shape[-1] * logp.shape[-2]
-    return logp.mean(dims, keepdim=True).expand_as(logp) * n
+    return logp if grain == "cell" else pool(logp, grain) * n
 
 
 def normal_logprob(a, mean, log_std):
@@ -368,42 +360,28 @@ class RunningMeanStd:
     def update(self, x: torch.Tensor):
         bm, bv, bc = float(x.mean()), float(x.var()), x.numel()
         d, tot = bm - self.mean, self.count + bc
-        self.mean += d * bc / tot
-        self.var = (self.var * self.count + bv * bc + d * d * self.count * bc / tot) / tot
-        self.count = tot
+        var = (self.var * self.count + bv * bc + d * d * self.count * bc / tot) / tot
+        self.mean, self.var, self.count = self.mean + d * bc / tot, var, tot
 
-    @property
-    def std(self):
-        return math.sqrt(self.var) + 1e-8
+    std = property(lambda self: math.sqrt(self.var) + 1e-8)
 
 
 class Curriculum:
-    """spec §6 in docs/design.md: start with path 1; once the current set has completed (no early halt) ceil(E / n) episodes,
-    add the next path, up to the last training path. Path 0 is never trained on."""
+    """Path 1 first, the next path once the set has completed ceil(E / n) episodes (spec §6); never path 0."""
 
     def __init__(self, num_paths: int, episodes: int = 100, enabled: bool = True):
-        self.max_paths = num_paths - 1
-        self.episodes = episodes
+        self.max_paths, self.episodes, self.completed = num_paths - 1, episodes, 0
         self.n = 1 if enabled else self.max_paths
-        self.completed = 0
 
-    @property
-    def paths(self) -> list[int]:
-        return list(range(1, self.n + 1))
+    paths = property(lambda self: list(range(1, self.n + 1)))  # the training paths in use
+    needed = property(lambda self: math.ceil(self.episodes / self.n))  # completed episodes before the next path
 
-    @property
-    def needed(self) -> int:
-        return math.ceil(self.episodes / self.n)
-
-    def record(self, completed_episodes: int) -> bool:
-        """Count completed episodes; returns True when a path was added."""
-        if self.n >= self.max_paths:
-            return False
-        self.completed += completed_episodes
-        if self.completed >= self.needed:
-            self.n += 1
-            self.completed = 0
-            return True
+    def record(self, completed_episodes: int) -> bool:  # True when a path was added
+        if self.n < self.max_paths:
+            self.completed += completed_episodes
+            if self.completed >= self.needed:
+                self.n, self.completed = self.n + 1, 0
+                return True
         return False
 
     def state_dict(self):
@@ -413,29 +391,21 @@ class Curriculum:
         self.n, self.completed = d["n"], d["completed"]
 
 
-# ---------------------------------------------------------------------------------------------------
-# Evaluation on the held-out path (deterministic policy, whole path)
-# ---------------------------------------------------------------------------------------------------
+# ---- Evaluation on the held-out path 0 (deterministic policy, whole path) -------------------------
 @torch.no_grad()
 def rollout_paths(agent: Agent, env: EnKFVecEnv, paths) -> dict:
-    """Run the mean action on each of `paths` (one per env of `env`, so env.B == len(paths)) from its first
-    stored background to the end. Returns rmse, spread (P, T) (NaN after a halt), the analysis means of the
-    first path (T', N) and cycles survived per path (P,) (a halt at cycle t counts t cycles)."""
-    P, T = len(paths), env.T
-    obs = env.reset_to(list(paths), 0)
-    state = agent.initial_state(P, env.device)
-    done = torch.ones(P, device=env.device)
-    rm, sp = torch.full((P, T), float("nan")), torch.full((P, T), float("nan"))
-    alive = torch.ones(P, dtype=torch.bool)
-    survived = torch.full((P,), T)
-    means = []
+    """The mean action on each of `paths` (env.B == len(paths)) from its first stored background to the end: rmse,
+    spread (P, T) (NaN after a halt), path 0's analysis means (T', N), cycles survived (P,) (a halt at cycle t: t)."""
+    P, T, obs = len(paths), env.T, env.reset_to(list(paths), 0)
+    state, done = agent.initial_state(P, env.device), torch.ones(P, device=env.device)
+    rm, sp, means = torch.full((P, T), float("nan")), torch.full((P, T), float("nan")), []
+    alive, survived = torch.ones(P, dtype=torch.bool), torch.full((P,), T)
     for t in range(T):
         mean, state = agent.actor_step(obs, state, done)
         if alive[0]:
             means.append(env.analysis_from_action(mean)[0].mean(0).cpu())  # (N,) path 0's analysis mean
         res = env.step(mean)
-        rm[alive, t] = res.info["rmse_truth"].cpu()[alive]
-        sp[alive, t] = res.info["spread"].cpu()[alive]
+        rm[alive, t], sp[alive, t] = res.info["rmse_truth"].cpu()[alive], res.info["spread"].cpu()[alive]
         halted = res.terminated.cpu() & alive
         survived[halted] = t
         alive &= ~halted
@@ -445,62 +415,38 @@ def rollout_paths(agent: Agent, env: EnKFVecEnv, paths) -> dict:
     return dict(rmse=rm.numpy(), spread=sp.numpy(), mean=torch.stack(means).numpy(), survived=survived.numpy())
 
 
-def rollout_deterministic(agent: Agent, env: EnKFVecEnv, path: int = 0) -> dict:
-    """rollout_paths for one path (env with one env): series cut at the halt."""
-    r = rollout_paths(agent, env, [path])
-    n = int(r["survived"][0])
-    k = n if n == env.T else n + 1  # keep the cycle that halted (its analysis was made)
-    return dict(rmse=r["rmse"][0, :k], spread=r["spread"][0, :k], mean=r["mean"][:k], survived=n)
-
-
 class Evaluator:
     """Holds a 1-env copy of the environment on path 0 and the baselines there."""
 
     def __init__(self, cfg: Config, data, device):
         self.cfg, self.data = cfg, data
         self.env = EnKFVecEnv(cfg, data, 1, device=device, seed=0, scoring=False)
-        obs, _ = obs_setup(cfg)
-        # the reference: the best tuned filter on file (`make tune-filters` tunes EAKF, ETKF, LETKF and PertObs);
-        # with none on file, the data filter at a given teacher inflation, else at its tuned setting (tuned here)
-        best = best_setting(cfg)
-        radius = cfg.loc_radius if cfg.data_filter == "letkf" else None
-        if best is not None:
-            self.best = best[0]
-        elif cfg.teacher_inflation > 0:
-            self.best = Setting(cfg.data_filter, cfg.teacher_inflation, radius=radius)
-        else:
-            self.best = tuned_setting(cfg)
-        self.base = path_baselines(cfg, data, 0, self.env.fc, obs, best=self.best)
+        # the reference: the best tuned filter on file, else the data filter at a given teacher inflation, else tuned here
+        best, radius = best_setting(cfg), cfg.loc_radius if cfg.data_filter == "letkf" else None
+        given = Setting(cfg.data_filter, cfg.teacher_inflation, radius=radius) if cfg.teacher_inflation > 0 else None
+        self.best = best[0] if best is not None else given or tuned_setting(cfg)
+        self.base = path_baselines(cfg, data, 0, self.env.fc, obs_setup(cfg)[0], best=self.best)
 
     def __call__(self, agent: Agent, folder: Path, title: str, step: int | None = None) -> dict:
-        was_training = agent.training
-        agent.eval()
-        res = rollout_deterministic(agent, self.env, 0)
+        was_training, _ = agent.training, agent.eval()
+        r = rollout_paths(agent, self.env, [0])
         agent.train(was_training)
+        n = int(r["survived"][0])
+        k = n if n == self.env.T else n + 1  # the series cut at the halt, keeping the cycle that halted
+        res = dict(rmse=r["rmse"][0, :k], spread=r["spread"][0, :k], mean=r["mean"][:k], survived=n)
         return write_report(self.cfg, folder, res, self.base, self.data.truth[0].numpy(),
                             self.data.xa[0].mean(1).numpy(), title, step)  # fmt: skip
 
 
-# ---------------------------------------------------------------------------------------------------
-# Checkpoints (atomic) and run folders
-# ---------------------------------------------------------------------------------------------------
+# ---- Checkpoints and run folders ------------------------------------------------------------------
 ARCH_FIELDS = ("agents", "policy", "features", "temporal_window", "hidden", "kernel", "lstm_hidden", "lstm_layers",
                "anomaly_gate", "innovation_gate", "innovation_reach", "gain_gate", "member_mix", "action", "bound")  # fmt: skip
-AGENT_ENV_FIELDS = (
-    "agent_inflation",
-    "rtps",
-    "inflation_adapt",
-    "inflation_adapt_max",
-    "gain_radius",
-)  # how the env turns the agent's actions into an analysis
+AGENT_ENV_FIELDS = ("agent_inflation", "rtps", "inflation_adapt", "inflation_adapt_max", "gain_radius")  # action -> xa
 
 
-LEGACY = {"inflation_adapt": 0.0, "gain_gate": False, "gain_radius": 1e6}  # the behaviour before these fields existed
-
-
-def load_checkpoint(path, device="cpu", flag: str = "--checkpoint") -> dict:
-    """A checkpoint (training or pretrained) as a dict with at least agent, config and normalization;
-    any unreadable file is one clear ConfigError."""
+def load_checkpoint(path, device="cpu", flag: str = "--checkpoint", cfg: Config | None = None) -> dict:
+    """A checkpoint (training or pretrained): a dict with at least agent, config and normalization; any unreadable file
+    is one clear ConfigError. With cfg, the architecture must match (a field newer than the file: its default)."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{flag}: {p} not found")
@@ -511,36 +457,11 @@ def load_checkpoint(path, device="cpu", flag: str = "--checkpoint") -> dict:
         raise ConfigError(f"{flag}: {p} is not a readable checkpoint ({type(e).__name__}: {str(e)[:120]})") from None
     if missing:
         raise ConfigError(f"{flag}: {p} is not an agent checkpoint (missing: {', '.join(missing)})")
-    st["config"] = LEGACY | st["config"]  # a field newer than the file: the value that reproduces the file's agent
-    return st
-
-
-def check_arch(st: dict, cfg: Config, path, flag: str) -> None:
-    old = {
-        k: st["config"].get(k, getattr(Config(), k)) for k in ARCH_FIELDS
-    }  # a field newer than the file: its default
-    diff = [f"{k}={old[k]!r}" for k in ARCH_FIELDS if old[k] != getattr(cfg, k)]
-    if diff:
+    st["config"] = LEGACY | st["config"]  # a field newer than the file: the value that reproduces its agent
+    old = {k: st["config"].get(k, getattr(Config(), k)) for k in ARCH_FIELDS} if cfg is not None else {}
+    if diff := [f"{k}={v!r}" for k, v in old.items() if v != getattr(cfg, k)]:
         raise ConfigError(f"{flag}: {path} has a different architecture ({', '.join(diff)}); pass the same values")
-
-
-def save_checkpoint(path: Path, **state) -> None:
-    buf = _io.BytesIO()
-    torch.save(state, buf)
-    io.write_bytes(path, buf.getvalue())
-
-
-def rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-
-
-def set_rng_state(d: dict) -> None:
-    torch.set_rng_state(d["torch"])
-    np.random.set_state(d["numpy"])
-    random.setstate(d["python"])
-
-
-RESUMABLE = ("total_timesteps", "eval_interval", "checkpoint_interval", "torch_threads", "compile")
+    return st
 
 
 def run_folder(cfg: Config, args: Args) -> Path:
@@ -556,13 +477,144 @@ def run_folder(cfg: Config, args: Args) -> Path:
     return root / f"{cfg.name}__s{cfg.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-# ---------------------------------------------------------------------------------------------------
-# Supervised warm start: imitate the best tuned filter on the agent's own forecasts (DAgger)
-# ---------------------------------------------------------------------------------------------------
+# ---- Training: per iteration imitate (warm start) or rollout, ppo_update, log_iteration; then after_iteration ----
+RESUMABLE = ("total_timesteps", "eval_interval", "checkpoint_interval", "torch_threads", "compile")  # may change
+EVAL_KEYS = ("agent_rmse", "ratio", "ratio_to_best", "agent_spread", "spread_over_rmse", "cycles_survived")
+INFO_STATS = ("ensemble_reward", "rmse_truth", "rmse_enkf", "spread")  # env infos averaged over the rollout
+
+
+class Run:
+    """A run's state (new, --init-from or --resume) shared by the phases: its objects (env, agent, optimizer, writer,
+    ...), counters, the env's next_obs (B, M, C, N) and next_done (B,), the LSTM state, rollout buffers buf (S, B)."""
+
+    def __init__(self, cfg: Config, args: Args, on_eval=None):
+        if cfg.torch_threads:
+            torch.set_num_threads(cfg.torch_threads)
+        self.args, self.on_eval, self.device = args, on_eval, torch.device(args.device)
+        self.cfg = cfg = resolve(cfg)  # the effective teacher / agent inflations (tuned values from configs/tuned/)
+        self.folder = run_folder(cfg, args)
+        data = ensure_data(cfg, Path(args.data_dir) if args.data_dir else None)
+        init = None
+        if args.init_from and not args.resume:
+            init = load_checkpoint(args.init_from, self.device, "--init-from", cfg)
+            data = dataclasses.replace(data, norm=Normalizer.from_dict(init["normalization"]))  # the agent's own scales
+        if data.truth.shape[0] < 2:
+            raise ConfigError(f"{args.config}: field 'num_paths' must be >= 2 for training (path 0 is held out)")
+        self.cfg = cfg = choose_gain_radius(cfg, data, device=self.device)  # gain_radius 0: chosen on training paths
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        self.data, S, B, self.use_critic = data, cfg.num_steps, cfg.num_envs, cfg.advantage == "gae"
+        self.grain = "member" if cfg.agents == "per-member" else cfg.reward_grain  # who gets a reward and a PPO ratio
+        self.env = env = EnKFVecEnv(cfg, data, B, device=self.device, seed=cfg.seed)
+        self.agent = Agent(cfg, env.C, env.M, env.N).to(self.device)
+        self.optimizer = torch.optim.Adam(self.agent.parameters(), lr=cfg.learning_rate, eps=1e-5)
+        self.curriculum = Curriculum(data.truth.shape[0], cfg.curriculum_episodes, cfg.curriculum)
+        self.value_rms, self.num_iterations = RunningMeanStd(), max(1, cfg.total_timesteps // (B * S))
+        # elapsed0: training seconds before this invocation (resume)
+        self.global_step, self.iteration, self.best, self.elapsed0 = 0, 0, {"agent_rmse": float("inf")}, 0.0
+        env.set_paths(self.curriculum.paths)
+        self.next_obs, self.next_done = env.reset(), torch.ones(B, device=self.device)
+        self.lstm_state = self.agent.initial_state(B, self.device)
+        if args.resume:
+            self.load(self.folder / "checkpoints" / "latest.pt")
+        elif init is not None:
+            self.agent.load_state_dict(init["agent"])
+            print(f"[init] weights from {args.init_from} (trained on {init['config'].get('name')}, "
+                  f"step {init.get('global_step')})", file=sys.stderr)  # fmt: skip
+        io.write_json(self.folder / "config.json", cfg.to_dict())
+        self.writer = SummaryWriter(str(self.folder), purge_step=self.global_step + 1 if args.resume else None)
+        if not args.resume:
+            table = "\n".join(f"|{k}|{v}|" for k, v in cfg.to_dict().items())
+            self.writer.add_text("config", "|field|value|\n|-|-|\n" + table)
+        self.evaluator = Evaluator(cfg, data, self.device)
+        self.teacher = make_teacher(cfg, env, self.evaluator.best) if cfg.imitation_fraction > 0 else None
+        zeros = lambda *shape: torch.zeros((S, B, *shape), device=self.device)  # noqa: E731
+        self.buf = {k: zeros(env.M, env.N) for k in ("act", "logp", "rew", "val", "base")}
+        self.buf.update(obs=zeros(env.M, env.C, env.N), done=zeros())
+        self.t_start, self.last_print, self.step0, self.it0 = time.time(), 0.0, self.global_step, self.iteration
+        due = lambda every: (self.global_step // every + 1) * every if every else None  # noqa: E731
+        self.next_eval, self.next_ckpt = due(cfg.eval_interval), due(cfg.checkpoint_interval)
+        self.recent_rmse, self.skipped, self.pruned, self.stop = [], 0, False, False  # stop: signal, --stop-after
+
+    def load(self, ck: Path) -> None:
+        """Resume from a training checkpoint (with the RNG states: the run continues as if uninterrupted)."""
+        if not ck.is_file():
+            raise ConfigError(f"--resume: {ck} not found")
+        st = torch.load(ck, map_location=self.device, weights_only=False)
+        if diff := [k for k, v in st["config"].items() if k not in RESUMABLE and getattr(self.cfg, k, None) != v]:
+            raise ConfigError(f"--resume: {ck} was made with a different config (fields: {', '.join(diff)})")
+        for k in ("agent", "optimizer", "curriculum", "env"):
+            getattr(self, k).load_state_dict(st[k])
+        self.value_rms.__dict__.update(st["value_rms"])
+        self.global_step, self.iteration, self.best = st["global_step"], st["iteration"], st["best"]
+        self.elapsed0 = st.get("elapsed", 0.0)
+        self.next_obs, self.next_done = st["next_obs"].to(self.device), st["next_done"].to(self.device)
+        self.lstm_state = tuple(s.to(self.device) for s in st["lstm_state"])
+        torch.set_rng_state(st["rng"]["torch"])
+        np.random.set_state(st["rng"]["numpy"])
+        random.setstate(st["rng"]["python"])
+        print(f"[resume] {self.folder.name}: step {self.global_step}, iteration {self.iteration}, curriculum "
+              f"{self.curriculum.n} paths", file=sys.stderr)  # fmt: skip
+
+    def checkpoint(self, name: str = "latest.pt") -> None:  # written atomically
+        self.writer.flush()  # every logged step up to the checkpoint is on disk: a resume continues without a gap
+        rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+        buf = _io.BytesIO()
+        torch.save(dict(agent=self.agent.state_dict(), optimizer=self.optimizer.state_dict(),
+                        curriculum=self.curriculum.state_dict(), env=self.env.state_dict(),
+                        value_rms=dict(self.value_rms.__dict__), global_step=self.global_step, iteration=self.iteration,
+                        best=self.best, next_obs=self.next_obs.cpu(), next_done=self.next_done.cpu(),
+                        lstm_state=tuple(s.cpu() for s in self.lstm_state), rng=rng, config=self.cfg.to_dict(),
+                        normalization=self.data.norm.to_dict(), elapsed=self.elapsed0 + time.time() - self.t_start),
+                   buf)  # fmt: skip
+        io.write_bytes(self.folder / "checkpoints" / name, buf.getvalue())
+
+    def progress(self, line: str) -> None:  # one progress line every ~20 s
+        if self.args.progress and time.time() - self.last_print > 20:
+            self.last_print = time.time()
+            print(line, file=sys.stderr)
+
+
+def evaluate(r: Run, final: bool = False) -> dict:
+    """Evaluate on path 0 (report in eval/), log it, and keep best.pt (the lowest RMSE of a whole-path survival)."""
+    import matplotlib.image as mpimg
+
+    step, folder = r.global_step, r.folder / "eval" / ("final" if final else f"step_{r.global_step:09d}")
+    s = r.evaluator(r.agent, folder, f"{r.cfg.name} agent", step)
+    for k in EVAL_KEYS:
+        r.writer.add_scalar(f"eval/{k}", s[k], step)
+    rec = {k: s[k] for k in (*EVAL_KEYS, "enkf_rmse", "best_filter_rmse", "best_filter")}  # the learning curve
+    rec.update(step=step, seconds=round(r.elapsed0 + time.time() - r.t_start, 1), final=final)
+    with open(r.folder / "evals.jsonl", "a") as fh:
+        fh.write(json.dumps(rec, default=float) + "\n")
+    for name, p in s["figures"].items():
+        img = mpimg.imread(p)
+        r.writer.add_image(f"eval/{name}", img[..., :3] if img.shape[-1] == 4 else img, step, dataformats="HWC")
+    if s["cycles_survived"] == s["cycles"] and s["agent_rmse"] < r.best["agent_rmse"]:
+        r.best = {k: v for k, v in s.items() if k != "figures"} | {"step": step}
+        r.checkpoint("best.pt")
+    return s
+
+
+def after_iteration(r: Run) -> bool:
+    """Checkpoint and evaluate when due; True when the tuner's pruning asks to stop."""
+    if r.next_ckpt is not None and r.global_step >= r.next_ckpt:
+        r.checkpoint()
+        r.next_ckpt += r.cfg.checkpoint_interval
+    if r.next_eval is not None and r.global_step >= r.next_eval:
+        s = evaluate(r)
+        r.next_eval += r.cfg.eval_interval
+        r.pruned = r.on_eval is not None and bool(r.on_eval(r.global_step, s))
+        if r.args.progress and not r.pruned:
+            print(f"[eval] step {r.global_step}: agent RMSE {s['agent_rmse']:.4f} (ratio {s['ratio']:.3f}, "
+                  f"spread/RMSE {s['spread_over_rmse']:.2f}, survived {s['cycles_survived']})", file=sys.stderr)  # fmt: skip
+    return r.pruned
+
+
 def make_teacher(cfg: Config, env: EnKFVecEnv, best: Setting):
-    """The imitation target: the best tuned filter's analysis (B, M, N) of the agent's prior ensemble env.Eb (which
-    carries agent_inflation already, so the filter's prior inflation is divided by it); no rotation, so member i's
-    target is the filter's analysis of member i."""
+    """The imitation target: the best tuned filter's analysis (B, M, N) of the agent's prior env.Eb (its inflation over
+    agent_inflation, which env.Eb carries already); no rotation: member i's target is the analysis of member i."""
     obs, r = obs_setup(cfg)
     radius = cfg.loc_radius if best.radius is None else best.radius
     an = make_analysis(best.method, obs, r, best.inflation / env.agent_infl, radius, cfg.periodic,
@@ -570,445 +622,256 @@ def make_teacher(cfg: Config, env: EnKFVecEnv, best: Setting):
     return lambda: an(env.prior_as_fixed(), env.y[env.path, env.t])
 
 
-def imitation_update(agent: Agent, env: EnKFVecEnv, teacher, optimizer, cfg: Config, state, obs, done, beta=0.0):
-    """One iteration of the warm start. Rollout: num_steps cycles of the agent's deterministic analysis on its own
-    forecasts (integrated: the states it will meet; with probability beta per env and cycle the teacher's analysis
-    is integrated instead, DAgger's mixture, so an untrained agent does not lose the truth at once), storing the observations, priors and the teacher's analysis
-    of each prior. Update: update_epochs x num_minibatches regression steps (minibatches of whole env sequences,
-    every member, the LSTM from the rollout's initial state) on the mean squared difference, in normalized units,
-    between the agent's analysis and the teacher's. Returns the last loss, the next LSTM state, obs, done and
-    the rollout's step results."""
-    S, B = cfg.num_steps, env.B
-    scale = env.nc["state"][1]
-    state0 = (state[0].clone(), state[1].clone())
-    obs_b, done_b, eb_b, tgt_b, infos = [], [], [], [], []
+def imitate(r: Run, frac: float) -> None:
+    """A warm-start iteration imitating the best tuned filter (DAgger): num_steps cycles of the agent's deterministic
+    analysis on its own forecasts (with probability beta, 1 -> 0 over the warm start's first half, the teacher's), then
+    update_epochs x num_minibatches regression steps (whole env sequences, every member) on the analysis error."""
+    cfg, env, agent, B, t_roll = r.cfg, r.env, r.agent, r.env.B, time.time()
+    beta = max(0.0, 1.0 - 2.0 * frac / cfg.imitation_fraction)  # the teacher's share
+    state0 = (r.lstm_state[0].clone(), r.lstm_state[1].clone())
+    steps, infos = [], []  # steps: observation, done, prior and the teacher's analysis of it
     with torch.no_grad():
-        for _ in range(S):
-            obs_b.append(obs)
-            done_b.append(done)
-            mean, state = agent.actor_step(obs, state, done)
-            eb_b.append(env.Eb.clone())
-            tgt_b.append(teacher())  # (B, M, N)
+        for _ in range(cfg.num_steps):
+            mean, r.lstm_state = agent.actor_step(r.next_obs, r.lstm_state, r.next_done)
+            steps.append((r.next_obs, r.next_done, env.Eb.clone(), r.teacher()))  # teacher: (B, M, N)
             if beta > 0:  # the teacher's analysis as an action (exact for the increment action without RTPS)
-                a_t = (tgt_b[-1] - env.Eb) / env.nc["increment"][1]
-                use = torch.rand(B, 1, 1, device=mean.device) < beta
-                mean = torch.where(use, a_t, mean)
+                a_t = (steps[-1][3] - env.Eb) / env.nc["increment"][1]
+                mean = torch.where(torch.rand(B, 1, 1, device=mean.device) < beta, a_t, mean)
             res = env.step(mean)
-            obs, done = res.obs, (res.terminated | res.truncated).float()
+            r.next_obs, r.next_done = res.obs, (res.terminated | res.truncated).float()
             infos.append(res)
-    obs_b, done_b, eb_b, tgt_b = (torch.stack(x) for x in (obs_b, done_b, eb_b, tgt_b))  # (S, B, ...)
-    idx = np.arange(B)
-    mb_envs = B // cfg.num_minibatches
-    losses = []
+    obs_b, done_b, eb_b, tgt_b = (torch.stack(x) for x in zip(*steps, strict=True))  # (S, B, ...)
+    idx, mb_envs, losses = np.arange(B), B // cfg.num_minibatches, []
     for _ in range(cfg.update_epochs):
         np.random.shuffle(idx)
         for start in range(0, B, mb_envs):
             mb = torch.as_tensor(idx[start : start + mb_envs])
-            st = tuple(s0.view(cfg.lstm_layers, B, -1, s0.shape[-1])[:, mb].reshape(cfg.lstm_layers, -1, s0.shape[-1])
-                       for s0 in state0) if agent.kind != "global" else tuple(s0[:, mb] for s0 in state0)  # fmt: skip
-            mean, _ = agent.actor_sequence(obs_b[:, mb], st, done_b[:, mb])  # (S, b, M, N)
-            loss = (((env.analysis_from_action(mean, eb_b[:, mb]) - tgt_b[:, mb]) / scale) ** 2).mean()
-            optimizer.zero_grad()
+            mean, _ = agent.actor_sequence(obs_b[:, mb], agent.select_state(state0, mb), done_b[:, mb])  # (S, b, M, N)
+            loss = (((env.analysis_from_action(mean, eb_b[:, mb]) - tgt_b[:, mb]) / env.nc["state"][1]) ** 2).mean()
+            r.optimizer.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
-            optimizer.step()
+            r.optimizer.step()
             losses.append(loss.item())
-    return float(np.mean(losses)), state, obs, done, infos
+    r.global_step += B * cfg.num_steps
+    for res in infos:
+        if cfg.curriculum and r.curriculum.record(int(res.truncated.sum())):
+            env.set_paths(r.curriculum.paths)
+    loss, gs, rmse = float(np.mean(losses)), r.global_step, [res.info["rmse_truth"].mean() for res in infos]
+    for tag, v in (("imitation/loss", loss), ("imitation/teacher_share", beta), ("rmse/agent_vs_truth",
+                   float(np.mean(rmse))), ("curriculum/num_paths", r.curriculum.n)):  # fmt: skip
+        r.writer.add_scalar(tag, v, gs)
+    r.progress(f"[imitate] step {gs} it {r.iteration} | loss {loss:.4f} | rmse {np.mean([float(x) for x in rmse]):.3f} "
+               f"| paths {r.curriculum.n} | {time.time() - t_roll:.2f}s")  # fmt: skip
 
 
-# ---------------------------------------------------------------------------------------------------
+@torch.no_grad()
+def rollout(r: Run) -> dict:
+    """num_steps steps of the sampled policy in every env into r.buf (a truncated episode's last reward carries
+    gamma * V(final obs)); returns the rollout's statistics and the LSTM state it started from."""
+    cfg, env, agent, vr, buf, B = r.cfg, r.env, r.agent, r.value_rms, r.buf, r.env.B
+    st = dict(state0=(r.lstm_state[0].clone(), r.lstm_state[1].clone()), t_env=0.0, t_roll=time.time())
+    st.update((k, []) for k in ("ret", "len", "agent_r", "agent_rmse", *INFO_STATS))
+    for step in range(cfg.num_steps):
+        r.global_step += B
+        buf["obs"][step], buf["done"][step] = r.next_obs, r.next_done
+        mean, r.lstm_state = agent.actor_step(r.next_obs, r.lstm_state, r.next_done)
+        value = agent.get_value(r.next_obs) * vr.std + vr.mean if r.use_critic else 0.0
+        log_std = agent.log_std()
+        action = mean + torch.exp(log_std) * torch.randn_like(mean)
+        buf["val"][step], buf["act"][step], buf["logp"][step] = value, action, normal_logprob(action, mean, log_std)
+        t0 = time.time()
+        res = env.step(action, mean)
+        st["t_env"] += time.time() - t0
+        buf["rew"][step] = res.reward
+        if not r.use_critic:
+            buf["base"][step] = res.info["reward_mean_action"]
+        elif res.truncated.any():  # bootstrap the value of the final observation at truncation
+            v_final = agent.get_value(res.info["final_obs"]) * vr.std + vr.mean
+            buf["rew"][step] += cfg.gamma * v_final * res.truncated.view(-1, 1, 1).float()
+        r.next_obs, r.next_done = res.obs, (res.terminated | res.truncated).float()
+        for k in INFO_STATS:
+            st[k].append(res.info[k].mean().item())
+        if agent.per_member:  # (M,) per step: each agent's reward and member RMSE, mean over envs
+            st["agent_r"].append(res.reward[:, :, 0].mean(0))
+            st["agent_rmse"].append(res.info["member_rmse"].mean(0))
+        finished = r.next_done.bool()
+        st["ret"] += res.info["episode_return"][finished].tolist()
+        st["len"] += res.info["episode_length"][finished].tolist()
+        if finished.any() and cfg.curriculum and r.curriculum.record(int(res.truncated.sum())):  # truncated: completed
+            env.set_paths(r.curriculum.paths)
+    st["t_roll"] = time.time() - st["t_roll"]
+    return st
+
+
+def ppo_update(r: Run, state0) -> dict:
+    """Advantages (GAE per cell, or self-critical), then update_epochs x num_minibatches clipped PPO steps on whole
+    env sequences (the LSTM from the rollout's initial state state0), update_members members each."""
+    cfg, agent, vr, buf, optimizer, B, M = r.cfg, r.agent, r.value_rms, r.buf, r.optimizer, r.env.B, r.env.M
+    use_critic, grain, t_upd = r.use_critic, r.grain, time.time()
+    with torch.no_grad():  # termination cuts the bootstrap; truncation is bootstrapped already
+        if use_critic:
+            next_value = agent.get_value(r.next_obs) * vr.std + vr.mean
+            adv = compute_gae(buf["rew"], buf["val"], buf["done"], next_value, r.next_done, cfg.gamma, cfg.gae_lambda)
+            returns = adv + buf["val"]
+            if cfg.norm_value:
+                vr.update(returns)
+        else:  # self-critical: what the sample gained over the mean action, cell by cell
+            adv, returns = buf["rew"] - buf["base"], buf["rew"]
+        adv = pool(adv, grain)
+    ret_n, old_v_n = (returns - vr.mean) / vr.std, (buf["val"] - vr.mean) / vr.std
+    old_logp = agent_logprob(buf["logp"], grain)
+    env_idx, mb_envs = np.arange(B), B // cfg.num_minibatches
+    K = M if (cfg.update_members == 0 or agent.kind == "global" or grain == "ensemble") else cfg.update_members
+    u = dict(returns=returns, clipfracs=[], approx_kl=torch.tensor(0.0), gnorms=[])
+    for _epoch in range(cfg.update_epochs):
+        np.random.shuffle(env_idx)
+        for start in range(0, B, mb_envs):
+            mb = torch.as_tensor(env_idx[start : start + mb_envs], device=r.device)
+            # members are independent sequences of the shared local policy: an unbiased subset
+            mm = torch.randperm(M, device=r.device)[:K] if K < M else slice(None)
+            mb_obs, mb_act, mb_logp, mb_adv, mb_ret, mb_oldv = (  # (S, b, K, ...)
+                x[:, mb][:, :, mm] for x in (buf["obs"], buf["act"], old_logp, adv, ret_n, old_v_n))  # fmt: skip
+            # with member pooling the pooling layer sees every member; only K of them act
+            obs_in, members = (buf["obs"][:, mb], mm) if agent.mix else (mb_obs, None)
+            cells = agent.select_state(state0, mb, mm)
+            mean, _ = agent.actor_sequence(obs_in, cells, buf["done"][:, mb], members=members)  # (S, b, K, N)
+            log_std = agent.log_std()
+            logratio = agent_logprob(normal_logprob(mb_act, mean, log_std), grain) - mb_logp
+            ratio = logratio.exp()
+            with torch.no_grad():
+                u["approx_kl"] = ((ratio - 1) - logratio).mean()
+                u["clipfracs"].append(((ratio - 1.0).abs() > cfg.clip_coef).float().mean().item())
+            if cfg.norm_adv:
+                mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
+            pg_loss = torch.max(-mb_adv * ratio, -mb_adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)).mean()
+            v_loss = torch.zeros(())
+            if use_critic:
+                newv = agent.get_value(mb_obs)  # (S, b, K, N)
+                v_loss = (newv - mb_ret) ** 2
+                if cfg.clip_vloss:
+                    v_clipped = mb_oldv + (newv - mb_oldv).clamp(-cfg.clip_coef, cfg.clip_coef)
+                    v_loss = torch.max(v_loss, (v_clipped - mb_ret) ** 2)
+                v_loss = 0.5 * v_loss.mean()
+            entropy = (0.5 + 0.5 * math.log(2 * math.pi) + log_std) * torch.ones(())
+            loss = pg_loss - cfg.ent_coef * entropy + cfg.vf_coef * v_loss
+            u.update(pg_loss=pg_loss, v_loss=v_loss, entropy=entropy)
+            optimizer.zero_grad()
+            if not torch.isfinite(loss):
+                r.skipped += 1
+                print(f"[warn] iteration {r.iteration}: non-finite loss, update skipped ({r.skipped} so far)",
+                      file=sys.stderr)  # fmt: skip
+                continue
+            loss.backward()
+            gn = nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
+            if not torch.isfinite(gn):  # non-finite guard: skip instead of poisoning the weights
+                optimizer.zero_grad()
+                r.skipped += 1
+                continue
+            u["gnorms"].append(float(gn))
+            optimizer.step()
+        if cfg.target_kl and u["approx_kl"] > cfg.target_kl:
+            break
+    u["t_upd"] = time.time() - t_upd
+    return u
+
+
+def log_iteration(r: Run, lr: float, st: dict, u: dict) -> str:
+    """TensorBoard scalars of one PPO iteration (and the user's old tags); returns its progress line."""
+    y_pred, y_true = r.buf["val"].flatten(), u["returns"].flatten()  # no gradients: rollout data
+    ev = float("nan") if (var_y := y_true.var()) == 0 else float(1 - (y_true - y_pred).var() / var_y)  # explained var.
+    sps = int((r.global_step - r.step0) / max(time.time() - r.t_start, 1e-9))
+    std, m = float(torch.exp(r.agent.log_std().detach())), {k: float(np.mean(st[k])) for k in INFO_STATS}
+    tags = {"charts/learning_rate": lr, "reward/truth_weight": r.env.truth_weight, "charts/SPS": sps,
+            **({"losses/value_loss": u["v_loss"].item(), "losses/explained_variance": ev} if r.use_critic else {}),
+            "losses/policy_loss": u["pg_loss"].item(), "losses/entropy": u["entropy"].item(),
+            "losses/approx_kl": u["approx_kl"].item(),
+            "losses/clipfrac": float(np.mean(u["clipfracs"])) if u["clipfracs"] else 0.0,
+            "losses/skipped_updates": r.skipped, "curriculum/num_paths": r.curriculum.n,
+            "curriculum/current_level": r.curriculum.n, "rmse/agent_vs_truth": m["rmse_truth"],
+            "rmse/agent_vs_enkf": m["rmse_enkf"], "rmse/agent_spread": m["spread"],
+            "reward/ensemble_1_minus_rmse": m["ensemble_reward"]}  # fmt: skip
+    for tag, v in (("reward", st["agent_r"]), ("rmse", st["agent_rmse"])) if st["agent_r"] else ():
+        v = torch.stack(v).mean(0)  # per-agent statistics over the N_ens agents (time-mean over the rollout first)
+        tags.update({f"agents/{tag}_mean": float(v.mean()), f"agents/{tag}_min": float(v.min()),
+                     f"agents/{tag}_max": float(v.max())})  # fmt: skip
+    lstm = [] if r.agent.lstm is None else [p.grad.norm() ** 2 for p in r.agent.lstm.parameters() if p.grad is not None]
+    tags.update({"policy/action_std": std, "policy/action_std_mean": std,
+                 "grad/norm": float(np.mean(u["gnorms"])) if u["gnorms"] else float("nan"),
+                 **({"gradients/lstm_total_norm": float(sum(lstm) ** 0.5)} if r.agent.lstm is not None else {}),
+                 "perf/rollout_s": st["t_roll"], "perf/env_s": st["t_env"], "perf/update_s": u["t_upd"]})  # fmt: skip
+    if st["ret"]:
+        ret, ln = float(np.mean(st["ret"])), float(np.mean(st["len"]))
+        tags.update({"charts/episodic_return": ret, "charts/episodic_length": ln, "episode/reward": ret,
+                     "episode/length": ln})  # fmt: skip
+    r.recent_rmse = (r.recent_rmse + [m["rmse_truth"]])[-10:]  # last 10 iterations
+    tags["episode/rmse_mean_10"] = float(np.mean(r.recent_rmse))
+    for tag, v in tags.items():
+        r.writer.add_scalar(tag, v, r.global_step)
+    return (f"[train] step {r.global_step} it {r.iteration}/{r.num_iterations} SPS {sps} | rmse {m['rmse_truth']:.3f} "
+            f"spread {m['spread']:.3f} | std {std:.3f} kl {u['approx_kl'].item():.4f} ev {ev:.2f} | paths "
+            f"{r.curriculum.n} | roll {st['t_roll']:.2f}s (env {st['t_env']:.2f}) upd {u['t_upd']:.2f}s")  # fmt: skip
+
+
 def train(cfg: Config, args: Args, on_eval=None) -> dict:
     """Train (or resume) a run; returns the final summary. on_eval(step, summary) is called after each periodic
     evaluation; if it returns True, training stops there (the tuner's pruning)."""
-    if cfg.torch_threads:
-        torch.set_num_threads(cfg.torch_threads)
-    device = torch.device(args.device)
-    cfg = resolve(cfg)  # the effective teacher / agent inflations (tuned values read from configs/tuned/)
-    run = run_folder(cfg, args)
-    ckpt_dir = run / "checkpoints"
-    data = ensure_data(cfg, Path(args.data_dir) if args.data_dir else None)
-    init = None
-    if args.init_from and not args.resume:
-        init = load_checkpoint(args.init_from, device, "--init-from")
-        check_arch(init, cfg, args.init_from, "--init-from")
-        data = dataclasses.replace(data, norm=Normalizer.from_dict(init["normalization"]))  # the agent's own scales
-    if data.truth.shape[0] < 2:
-        raise ConfigError(f"{args.config}: field 'num_paths' must be >= 2 for training (path 0 is held out)")
-    cfg = choose_gain_radius(cfg, data, device=device)  # gain_radius 0: chosen on training paths, kept with the agent
+    r = Run(cfg, args, on_eval)
+    cfg, n_it = r.cfg, r.num_iterations
 
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    env = EnKFVecEnv(cfg, data, cfg.num_envs, device=device, seed=cfg.seed)
-    B, M, N = cfg.num_envs, env.M, env.N
-    agent = Agent(cfg, env.C, M, N).to(device)
-    optimizer = torch.optim.Adam(agent.parameters(), lr=cfg.learning_rate, eps=1e-5)
-    curriculum = Curriculum(data.truth.shape[0], cfg.curriculum_episodes, cfg.curriculum)
-    value_rms = RunningMeanStd()
-    num_iterations = max(1, cfg.total_timesteps // (B * cfg.num_steps))
-    global_step, iteration, best = 0, 0, {"agent_rmse": float("inf")}
-    elapsed0 = 0.0  # training seconds before this invocation (resume)
-    env.set_paths(curriculum.paths)
-    next_obs = env.reset()
-    next_done = torch.ones(B, device=device)
-    lstm_state = agent.initial_state(B, device)
-
-    if args.resume:
-        ck = ckpt_dir / "latest.pt"
-        if not ck.is_file():
-            raise ConfigError(f"--resume: {ck} not found")
-        st = torch.load(ck, map_location=device, weights_only=False)
-        diff = [k for k, v in st["config"].items() if k not in RESUMABLE and getattr(cfg, k, None) != v]
-        if diff:
-            raise ConfigError(f"--resume: {ck} was made with a different config (fields: {', '.join(diff)})")
-        agent.load_state_dict(st["agent"])
-        optimizer.load_state_dict(st["optimizer"])
-        curriculum.load_state_dict(st["curriculum"])
-        env.load_state_dict(st["env"])
-        value_rms.__dict__.update(st["value_rms"])
-        global_step, iteration, best = st["global_step"], st["iteration"], st["best"]
-        elapsed0 = st.get("elapsed", 0.0)
-        next_obs, next_done = st["next_obs"].to(device), st["next_done"].to(device)
-        lstm_state = tuple(s.to(device) for s in st["lstm_state"])
-        set_rng_state(st["rng"])
-        print(f"[resume] {run.name}: step {global_step}, iteration {iteration}, curriculum {curriculum.n} paths",
-              file=sys.stderr)  # fmt: skip
-    elif init is not None:
-        agent.load_state_dict(init["agent"])
-        print(f"[init] weights from {args.init_from} (trained on {init['config'].get('name')}, "
-              f"step {init.get('global_step')})", file=sys.stderr)  # fmt: skip
-
-    run.mkdir(parents=True, exist_ok=True)
-    io.write_json(run / "config.json", cfg.to_dict())
-    writer = SummaryWriter(str(run), purge_step=global_step + 1 if args.resume else None)
-    if not args.resume:
-        writer.add_text("config", "|field|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in cfg.to_dict().items()))
-    evaluator = Evaluator(cfg, data, device)
-    teacher = make_teacher(cfg, env, evaluator.best) if cfg.imitation_fraction > 0 else None
-
-    def checkpoint(name="latest.pt"):
-        writer.flush()  # every logged step up to the checkpoint is on disk: a resume continues without a gap
-        save_checkpoint(ckpt_dir / name, agent=agent.state_dict(), optimizer=optimizer.state_dict(),
-                        curriculum=curriculum.state_dict(), env=env.state_dict(), value_rms=dict(value_rms.__dict__),
-                        global_step=global_step, iteration=iteration, best=best, next_obs=next_obs.cpu(),
-                        next_done=next_done.cpu(), lstm_state=tuple(s.cpu() for s in lstm_state), rng=rng_state(),
-                        config=cfg.to_dict(), normalization=data.norm.to_dict(),
-                        elapsed=elapsed0 + time.time() - t_start)  # fmt: skip
-
-    def evaluate(final=False):
-        nonlocal best
-        folder = run / "eval" / ("final" if final else f"step_{global_step:09d}")
-        s = evaluator(agent, folder, f"{cfg.name} agent", global_step)
-        for k in ("agent_rmse", "ratio", "ratio_to_best", "agent_spread", "spread_over_rmse", "cycles_survived"):
-            writer.add_scalar(f"eval/{k}", s[k], global_step)
-        # the learning curve (scripts/plot_training_curve.py): env steps and training wall-clock seconds
-        rec = {k: s[k] for k in ("agent_rmse", "ratio", "ratio_to_best", "agent_spread", "spread_over_rmse",
-                                 "cycles_survived", "enkf_rmse", "best_filter_rmse", "best_filter")}  # fmt: skip
-        rec.update(step=global_step, seconds=round(elapsed0 + time.time() - t_start, 1), final=final)
-        with open(run / "evals.jsonl", "a") as fh:
-            fh.write(json.dumps(rec, default=float) + "\n")
-        for name, p in s["figures"].items():
-            img = plt_imread(p)
-            writer.add_image(f"eval/{name}", img, global_step, dataformats="HWC")
-        if s["cycles_survived"] == s["cycles"] and s["agent_rmse"] < best["agent_rmse"]:
-            best = {k: v for k, v in s.items() if k != "figures"} | {"step": global_step}
-            checkpoint("best.pt")
-        return s
-
-    stop = {"flag": False}
-
-    def on_signal(signum, frame):
-        if stop["flag"]:
+    def on_signal(signum, frame):  # the first SIGINT/SIGTERM: checkpoint after this iteration; the second: abort
+        if r.stop:
             raise KeyboardInterrupt
-        stop["flag"] = True
+        r.stop = True
         print(f"\n[signal {signum}] saving a checkpoint after this iteration (again to abort)", file=sys.stderr)
 
     old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-
-    S = cfg.num_steps
-    obs_buf = torch.zeros((S, B, M, env.C, N), device=device)
-    act_buf = torch.zeros((S, B, M, N), device=device)
-    logp_buf, rew_buf, val_buf = (torch.zeros((S, B, M, N), device=device) for _ in range(3))
-    done_buf = torch.zeros((S, B), device=device)
-    grain = "member" if cfg.agents == "per-member" else cfg.reward_grain
-    use_critic = cfg.advantage == "gae"
-    base_buf = torch.zeros((S, B, M, N), device=device)
-    t_start, last_print = time.time(), 0.0
-    step0, it0 = global_step, iteration
-    next_eval = (global_step // cfg.eval_interval + 1) * cfg.eval_interval if cfg.eval_interval else None
-    next_ckpt = (
-        (global_step // cfg.checkpoint_interval + 1) * cfg.checkpoint_interval if cfg.checkpoint_interval else None
-    )
-    recent_rmse: list[float] = []
-    skipped = 0
-    pruned = False
-
-    def after_iteration() -> bool:
-        """Checkpoint and evaluate when due; True when the tuner's pruning asks to stop."""
-        nonlocal next_ckpt, next_eval, pruned
-        if next_ckpt is not None and global_step >= next_ckpt:
-            checkpoint()
-            next_ckpt += cfg.checkpoint_interval
-        if next_eval is not None and global_step >= next_eval:
-            s = evaluate()
-            next_eval += cfg.eval_interval
-            if on_eval is not None and on_eval(global_step, s):
-                pruned = True
-                return True
-            if args.progress:
-                print(f"[eval] step {global_step}: agent RMSE {s['agent_rmse']:.4f} (ratio {s['ratio']:.3f}, "
-                      f"spread/RMSE {s['spread_over_rmse']:.2f}, survived {s['cycles_survived']})", file=sys.stderr)  # fmt: skip
-        return False
-
     try:
-        while iteration < num_iterations and not stop["flag"]:
-            if args.max_minutes and time.time() - t_start > 60 * args.max_minutes:
+        while r.iteration < n_it and not r.stop:
+            if args.max_minutes and time.time() - r.t_start > 60 * args.max_minutes:
                 break
-            if args.stop_after and iteration - it0 >= args.stop_after:
-                stop["flag"] = True
+            if args.stop_after and r.iteration - r.it0 >= args.stop_after:
+                r.stop = True
                 break
-            iteration += 1
-            frac = (iteration - 1.0) / num_iterations
+            r.iteration += 1
+            frac = (r.iteration - 1.0) / n_it
             if args.max_minutes:  # a wall-clock budget: anneal over the budget (or the steps, whichever ends first)
-                frac = max(frac, (time.time() - t_start) / (60 * args.max_minutes))
+                frac = max(frac, (time.time() - r.t_start) / (60 * args.max_minutes))
             lr = cfg.learning_rate * (1.0 - frac) if cfg.anneal_lr else cfg.learning_rate
-            optimizer.param_groups[0]["lr"] = lr
+            r.optimizer.param_groups[0]["lr"] = lr
             # curriculum from the teacher to the truth: the truth's weight in the reward grows over truth_ramp
-            env.truth_weight = cfg.truth_weight * (min(1.0, frac / cfg.truth_ramp) if cfg.truth_ramp > 0 else 1.0)
+            r.env.truth_weight = cfg.truth_weight * (min(1.0, frac / cfg.truth_ramp) if cfg.truth_ramp > 0 else 1.0)
             if frac < cfg.imitation_fraction:  # supervised warm start: imitate the best tuned filter (DAgger)
-                t_roll = time.time()
-                beta = max(
-                    0.0, 1.0 - 2.0 * frac / cfg.imitation_fraction
-                )  # teacher's share: 1 -> 0 over the first half
-                loss, lstm_state, next_obs, next_done, infos = imitation_update(agent, env, teacher, optimizer, cfg,
-                                                                                lstm_state, next_obs, next_done, beta)  # fmt: skip
-                global_step += B * cfg.num_steps
-                for res in infos:
-                    if cfg.curriculum and curriculum.record(int(res.truncated.sum())):
-                        env.set_paths(curriculum.paths)
-                writer.add_scalar("imitation/loss", loss, global_step)
-                writer.add_scalar("imitation/teacher_share", beta, global_step)
-                writer.add_scalar("rmse/agent_vs_truth", float(np.mean([r.info["rmse_truth"].mean() for r in infos])),
-                                  global_step)  # fmt: skip
-                writer.add_scalar("curriculum/num_paths", curriculum.n, global_step)
-                if args.progress and time.time() - last_print > 20:
-                    last_print = time.time()
-                    print(f"[imitate] step {global_step} it {iteration} | loss {loss:.4f} | rmse "
-                          f"{np.mean([float(r.info['rmse_truth'].mean()) for r in infos]):.3f} | paths {curriculum.n} | "
-                          f"{time.time() - t_roll:.2f}s", file=sys.stderr)  # fmt: skip
-                if after_iteration():
+                imitate(r, frac)
+                if after_iteration(r):
                     break
                 continue
-            initial_lstm_state = (lstm_state[0].clone(), lstm_state[1].clone())
-            t_roll, t_env = time.time(), 0.0
-            ep_stats = {"ret": [], "len": [], "ens": [], "rmse": [], "rmse_enkf": [], "spread": []}
-            agent_r, agent_rmse = [], []  # (M,) per step: each agent's reward and member RMSE, mean over envs
-            for step in range(S):
-                global_step += B
-                obs_buf[step], done_buf[step] = next_obs, next_done
-                with torch.no_grad():
-                    mean, lstm_state = agent.actor_step(next_obs, lstm_state, next_done)
-                    value = agent.get_value(next_obs) * value_rms.std + value_rms.mean if use_critic else 0.0
-                    log_std = agent.log_std()
-                    action = mean + torch.exp(log_std) * torch.randn_like(mean)
-                    logp = normal_logprob(action, mean, log_std)
-                val_buf[step], act_buf[step], logp_buf[step] = value, action, logp
-                t0 = time.time()
-                res = env.step(action, mean)
-                t_env += time.time() - t0
-                reward = res.reward
-                if not use_critic:
-                    base_buf[step] = res.info["reward_mean_action"]
-                elif res.truncated.any():  # bootstrap the value of the final observation at truncation
-                    with torch.no_grad():
-                        v_final = agent.get_value(res.info["final_obs"]) * value_rms.std + value_rms.mean
-                    reward = reward + cfg.gamma * v_final * res.truncated.view(-1, 1, 1).float()
-                rew_buf[step] = reward
-                next_obs, next_done = res.obs, (res.terminated | res.truncated).float()
-                ep_stats["ens"].append(res.info["ensemble_reward"].mean().item())
-                ep_stats["rmse"].append(res.info["rmse_truth"].mean().item())
-                ep_stats["rmse_enkf"].append(res.info["rmse_enkf"].mean().item())
-                ep_stats["spread"].append(res.info["spread"].mean().item())
-                if agent.per_member:
-                    agent_r.append(res.reward[:, :, 0].mean(0))
-                    agent_rmse.append(res.info["member_rmse"].mean(0))
-                finished = next_done.bool()
-                if finished.any():
-                    ret = res.info["episode_return"][finished]
-                    ln = res.info["episode_length"][finished]
-                    ep_stats["ret"] += ret.tolist()
-                    ep_stats["len"] += ln.tolist()
-                    completed = int(res.truncated.sum())  # reached the end without a halt
-                    if cfg.curriculum and curriculum.record(completed):
-                        env.set_paths(curriculum.paths)
-            t_roll = time.time() - t_roll
-
-            # GAE (per cell), with termination cutting the bootstrap and truncation already bootstrapped
-            t_upd = time.time()
-            with torch.no_grad():
-                if use_critic:
-                    next_value = agent.get_value(next_obs) * value_rms.std + value_rms.mean
-                    adv = compute_gae(rew_buf, val_buf, done_buf, next_value, next_done, cfg.gamma, cfg.gae_lambda)
-                    returns = adv + val_buf
-                    if cfg.norm_value:
-                        value_rms.update(returns)
-                else:  # self-critical: what the sample gained over the mean action, cell by cell
-                    adv = rew_buf - base_buf
-                    returns = rew_buf
-                adv = pool(adv, grain)
-            ret_n = (returns - value_rms.mean) / value_rms.std
-            old_v_n = (val_buf - value_rms.mean) / value_rms.std
-            old_logp = agent_logprob(logp_buf, grain)
-
-            env_idx = np.arange(B)
-            mb_envs = B // cfg.num_minibatches
-            K = M if (cfg.update_members == 0 or agent.kind == "global" or grain == "ensemble") else cfg.update_members
-            clipfracs, approx_kl, gnorms = [], torch.tensor(0.0), []
-            for _epoch in range(cfg.update_epochs):
-                np.random.shuffle(env_idx)
-                for start in range(0, B, mb_envs):
-                    mb = torch.as_tensor(env_idx[start : start + mb_envs], device=device)
-                    # members are independent sequences of the shared local policy: an unbiased subset
-                    mm = torch.randperm(M, device=device)[:K] if K < M else slice(None)
-                    Lh = initial_lstm_state[0].shape[-1]
-                    cells = tuple(
-                        s0.view(cfg.lstm_layers, B, M, -1, Lh)[:, mb][:, :, mm].reshape(cfg.lstm_layers, -1, Lh)
-                        if agent.kind != "global" else s0[:, mb] for s0 in initial_lstm_state
-                    )  # fmt: skip
-                    mb_obs = obs_buf[:, mb][:, :, mm]  # (S, b, K, C, N)
-                    if agent.mix:  # the pooling layer sees every member; only K of them act
-                        mean, _ = agent.actor_sequence(obs_buf[:, mb], cells, done_buf[:, mb], members=mm)
-                    else:
-                        mean, _ = agent.actor_sequence(mb_obs, cells, done_buf[:, mb])
-                    log_std = agent.log_std()
-                    newlogp = agent_logprob(normal_logprob(act_buf[:, mb][:, :, mm], mean, log_std), grain)
-                    logratio = newlogp - old_logp[:, mb][:, :, mm]
-                    ratio = logratio.exp()
-                    with torch.no_grad():
-                        approx_kl = ((ratio - 1) - logratio).mean()
-                        clipfracs.append(((ratio - 1.0).abs() > cfg.clip_coef).float().mean().item())
-                    mb_adv = adv[:, mb][:, :, mm]
-                    if cfg.norm_adv:
-                        mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
-                    pg_loss = torch.max(
-                        -mb_adv * ratio, -mb_adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)
-                    ).mean()
-                    if not use_critic:
-                        v_loss = torch.zeros(())
-                    elif cfg.clip_vloss:
-                        newv = agent.get_value(mb_obs)  # (S, b, K, N)
-                        mb_ret, mb_oldv = ret_n[:, mb][:, :, mm], old_v_n[:, mb][:, :, mm]
-                        v_clipped = mb_oldv + (newv - mb_oldv).clamp(-cfg.clip_coef, cfg.clip_coef)
-                        v_loss = 0.5 * torch.max((newv - mb_ret) ** 2, (v_clipped - mb_ret) ** 2).mean()
-                    else:
-                        newv = agent.get_value(mb_obs)
-                        v_loss = 0.5 * ((newv - ret_n[:, mb][:, :, mm]) ** 2).mean()
-                    entropy = (0.5 + 0.5 * math.log(2 * math.pi) + log_std) * torch.ones(())
-                    loss = pg_loss - cfg.ent_coef * entropy + cfg.vf_coef * v_loss
-                    optimizer.zero_grad()
-                    if not torch.isfinite(loss):
-                        skipped += 1
-                        print(f"[warn] iteration {iteration}: non-finite loss, update skipped ({skipped} so far)",
-                              file=sys.stderr)  # fmt: skip
-                        continue
-                    loss.backward()
-                    gn = nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
-                    if not torch.isfinite(gn):  # non-finite guard: skip instead of poisoning the weights
-                        optimizer.zero_grad()
-                        skipped += 1
-                        continue
-                    gnorms.append(float(gn))
-                    optimizer.step()
-                if cfg.target_kl and approx_kl > cfg.target_kl:
-                    break
-            t_upd = time.time() - t_upd
-
-            # logging
-            with torch.no_grad():
-                y_pred, y_true = val_buf.flatten(), returns.flatten()
-                var_y = y_true.var()
-                explained_var = float("nan") if var_y == 0 else float(1 - (y_true - y_pred).var() / var_y)
-            elapsed = time.time() - t_start
-            sps = int((global_step - step0) / max(elapsed, 1e-9))
-            w = writer.add_scalar
-            w("charts/learning_rate", lr, global_step)
-            w("reward/truth_weight", env.truth_weight, global_step)
-            w("charts/SPS", sps, global_step)
-            if use_critic:
-                w("losses/value_loss", v_loss.item(), global_step)
-                w("losses/explained_variance", explained_var, global_step)
-            w("losses/policy_loss", pg_loss.item(), global_step)
-            w("losses/entropy", entropy.item(), global_step)
-            w("losses/approx_kl", approx_kl.item(), global_step)
-            w("losses/clipfrac", float(np.mean(clipfracs)) if clipfracs else 0.0, global_step)
-            w("losses/skipped_updates", skipped, global_step)
-            w("curriculum/num_paths", curriculum.n, global_step)
-            w("curriculum/current_level", curriculum.n, global_step)  # the user's old tag
-            w("rmse/agent_vs_truth", float(np.mean(ep_stats["rmse"])), global_step)
-            w("rmse/agent_vs_enkf", float(np.mean(ep_stats["rmse_enkf"])), global_step)
-            w("rmse/agent_spread", float(np.mean(ep_stats["spread"])), global_step)
-            w("reward/ensemble_1_minus_rmse", float(np.mean(ep_stats["ens"])), global_step)
-            std = float(torch.exp(agent.log_std().detach()))
-            if agent_r:  # per-agent statistics over the N_ens agents (time-mean over the rollout first)
-                for tag, v in (("reward", torch.stack(agent_r).mean(0)), ("rmse", torch.stack(agent_rmse).mean(0))):
-                    w(f"agents/{tag}_mean", float(v.mean()), global_step)
-                    w(f"agents/{tag}_min", float(v.min()), global_step)
-                    w(f"agents/{tag}_max", float(v.max()), global_step)
-            w("policy/action_std", std, global_step)
-            w("policy/action_std_mean", std, global_step)  # the user's old tag
-            gmean = float(np.mean(gnorms)) if gnorms else float("nan")
-            w("grad/norm", gmean, global_step)
-            if agent.lstm is not None:
-                lstm_gn = float(sum(p.grad.norm() ** 2 for p in agent.lstm.parameters() if p.grad is not None) ** 0.5)
-                w("gradients/lstm_total_norm", lstm_gn, global_step)  # the user's old tag
-            w("perf/rollout_s", t_roll, global_step)
-            w("perf/env_s", t_env, global_step)
-            w("perf/update_s", t_upd, global_step)
-            if ep_stats["ret"]:
-                w("charts/episodic_return", float(np.mean(ep_stats["ret"])), global_step)
-                w("charts/episodic_length", float(np.mean(ep_stats["len"])), global_step)
-                w("episode/reward", float(np.mean(ep_stats["ret"])), global_step)  # the user's old tags
-                w("episode/length", float(np.mean(ep_stats["len"])), global_step)
-            recent_rmse = (recent_rmse + [float(np.mean(ep_stats["rmse"]))])[-10:]  # last 10 iterations
-            w("episode/rmse_mean_10", float(np.mean(recent_rmse)), global_step)
-
-            if after_iteration():
+            st = rollout(r)
+            u = ppo_update(r, st["state0"])
+            line = log_iteration(r, lr, st, u)
+            if after_iteration(r):
                 break
-            if args.progress and time.time() - last_print > 20:
-                last_print = time.time()
-                print(f"[train] step {global_step} it {iteration}/{num_iterations} SPS {sps} | rmse {np.mean(ep_stats['rmse']):.3f} "
-                      f"spread {np.mean(ep_stats['spread']):.3f} | std {std:.3f} kl {approx_kl.item():.4f} "
-                      f"ev {explained_var:.2f} | paths {curriculum.n} | roll {t_roll:.2f}s (env {t_env:.2f}) upd {t_upd:.2f}s",
-                      file=sys.stderr)  # fmt: skip
+            r.progress(line)
     finally:
-        for s_, h in old_handlers.items():
-            signal.signal(s_, h)
-        checkpoint()
-    interrupted = stop["flag"]
-    final = evaluate(final=True) if not (interrupted or pruned) else None
-    checkpoint()
-    writer.close()
+        for s, h in old_handlers.items():
+            signal.signal(s, h)
+        r.checkpoint()
+    final = evaluate(r, final=True) if not (r.stop or r.pruned) else None  # r.stop: interrupted
+    r.checkpoint()
+    r.writer.close()
     out = {k: v for k, v in (final or {}).items() if k != "figures"}
-    out.update(run=str(run), steps=global_step, iterations=iteration, curriculum_paths=curriculum.n,
-               seconds=round(time.time() - t_start, 1), sps=int((global_step - step0) / max(time.time() - t_start, 1e-9)),
-               interrupted=interrupted, pruned=pruned, best=best)  # fmt: skip
-    io.write_json(run / "final.json", out)
+    seconds = time.time() - r.t_start
+    out.update(run=str(r.folder), steps=r.global_step, iterations=r.iteration, curriculum_paths=r.curriculum.n,
+               seconds=round(seconds, 1), sps=int((r.global_step - r.step0) / max(seconds, 1e-9)),
+               interrupted=r.stop, pruned=r.pruned, best=r.best)  # fmt: skip
+    io.write_json(r.folder / "final.json", out)
     return out
-
-
-def plt_imread(path):
-    import matplotlib.image as mpimg
-
-    img = mpimg.imread(path)
-    return img[..., :3] if img.shape[-1] == 4 else img
 
 
 def eval_only(cfg: Config, args: Args) -> dict:
     if not args.checkpoint:
         raise ConfigError("--eval-only needs --checkpoint PATH")
-    ck = Path(args.checkpoint)
-    st = load_checkpoint(ck, args.device)
-    check_arch(st, cfg, ck, "--checkpoint")
+    ck, st = Path(args.checkpoint), load_checkpoint(args.checkpoint, args.device, "--checkpoint", cfg)
     cfg = dataclasses.replace(cfg, **{k: st["config"].get(k, getattr(cfg, k)) for k in AGENT_ENV_FIELDS})
     cfg = dataclasses.replace(cfg, teacher_inflation=st["config"].get("teacher_inflation") or cfg.teacher_inflation)
     data = ensure_data(cfg, Path(args.data_dir) if args.data_dir else None)

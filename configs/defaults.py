@@ -314,6 +314,8 @@ class Config:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+# what a checkpoint saved before a field existed used: loading fills these in, so an old agent runs as it was trained
+LEGACY = {"inflation_adapt": 0.0, "gain_gate": False, "gain_radius": 1e6}
 
 
 def _check_value(name: str, value, source: str):

@@ -1,9 +1,8 @@
-"""Benchmark suite on held-out data: classical filters, and agents given by the caller (spec §5, §8 in docs/design.md; issues 5, 12).
+"""Benchmark suite on held-out data: classical filters, and agents given by the caller (spec §5, §8 in docs/design.md).
 
     python -m enkf.evaluate --config configs/L96_1.py --methods eakf,letkf --n-ens "" --paths 4 --cycles 300
 
-This module is the filter part of the suite and never imports the training script (spec §2 in docs/design.md). Trained agents
-are run by the script-level tool that wraps it, with the same flags plus --checkpoint:
+The filter part of the suite; it never imports the training script (spec §2). Agents run through scripts/evaluate.py:
 
     python scripts/evaluate.py --config configs/L96_1.py --checkpoint pretrained/L96_1.pt      # = make eval
     python scripts/evaluate.py --config configs/L96_2.py --checkpoint pretrained/L96_1.pt      # zero-shot transfer
@@ -11,11 +10,9 @@ are run by the script-level tool that wraps it, with the same flags plus --check
 Every method runs on the same held-out data: path 0 of the config's data (never trained on) and a separate
 held-out set of --paths truths from new start points (their own seed, each spun up from a random state; never
 used for data generation or training). Methods: free_run, obs_only, nudging (best constant gain
-xa = xb + g (y - H xb), g picked per set), pertobs, eakf, etkf, letkf (each at the config's inflation and at
-the inflation tuned on a third, separate tuning set), and agents (scripts/evaluate.py --checkpoint, repeatable).
-All start from the same first background ensemble. An agent keeps its own architecture and normalization (from
-the checkpoint); only the system (N, F, observations, N_ens) comes from --config, so a local agent can be run
-zero-shot at any N and N_ens.
+xa = xb + g (y - H xb), g picked per set), pertobs, eakf, etkf, letkf (each at the config's setting and tuned on a
+separate tuning set), and agents (--checkpoint, repeatable), all from the same first background ensemble. An agent
+keeps its architecture and normalization; the system (N, F, observations, N_ens) comes from --config.
 Outputs under --out (default logs/<config>/evaluate/): eval.md (tables), eval.json, rmse_over_time.png,
 hovmoller.png, rmse_vs_nens.png. Last line printed: a JSON summary.
 """

@@ -44,7 +44,8 @@ def test_the_sparse_config_is_the_issue_setup():
     assert (cfg.N, cfg.F, cfg.obs_stride, cfg.N_ens, cfg.obs_noise_var) == (40, 8.0, 4, 20, 1.0)
     assert cfg.obs_idx == list(range(0, 40, 4)) and cfg.oda == 0.15 and cfg.dtda <= 0.05
     assert cfg.data_filter == "letkf" and len(cfg.loc_radius_list) > 1
-    assert cfg.innovation_reach >= cfg.obs_stride // 2  # the shipped recipe reaches the nearest observation
+    # the one recipe (no per-config agent settings): the prior's gain rows reach the observations 4 points away
+    assert cfg.gain_gate and {"kg-4", "kg4"} <= set(cfg.feature_list) and cfg.innovation_reach == 0
 
 
 def test_receptive_field_and_radii_rules_name_the_field(tmp_path):
@@ -60,7 +61,7 @@ def test_receptive_field_and_radii_rules_name_the_field(tmp_path):
 
 def _agent(reach: int, N=16):
     cfg = load_config("configs/L96_1.py", {"N": N, "N_ens": 3, "kernel": 1, "innovation_reach": reach, "hidden": 6,
-                                           "lstm_hidden": 4})  # fmt: skip
+                                           "lstm_hidden": 4, "gain_gate": False})  # fmt: skip (the reach alone)
     C = cfg.temporal_window * len(cfg.feature_list)
     torch.manual_seed(0)
     ag = P.Agent(cfg, C, 3, N)

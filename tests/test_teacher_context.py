@@ -87,7 +87,9 @@ def test_resolve_reads_the_tuned_teacher_and_agent_inflation(tiny_cfg_file, monk
 # the environment
 # ---------------------------------------------------------------------------------------------------
 def _env(tiny_data, **kw):
+    """An env with the fixed prior inflation these tests check (the adaptive one is tested in test_recipe.py)."""
     cfg, _, _, d = tiny_data
+    kw.setdefault("inflation_adapt", 0.0)
     e = EnKFVecEnv(dataclasses.replace(cfg, **kw), d, num_envs=3, seed=0)
     e.set_paths([1, 2])
     e.reset()
@@ -255,7 +257,7 @@ def test_plot_training_curve(tmp_path):
 
 
 def test_gates_multiply_the_newest_anomaly_and_innovation(tiny_cfg_file):
-    cfg = load_config(tiny_cfg_file, {"anomaly_gate": True, "innovation_gate": True, "lstm_hidden": 0})
+    cfg = load_config(tiny_cfg_file, {"anomaly_gate": True, "innovation_gate": True, "lstm_hidden": 0, "gain_gate": False})
     F = len(cfg.feature_list)
     agent = P.Agent(cfg, C=cfg.temporal_window * F, M=4, N=8)
     last = (cfg.temporal_window - 1) * F
