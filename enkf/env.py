@@ -236,6 +236,8 @@ class EnKFVecEnv:
         if self.adapt == 0:
             return Eb if self.agent_infl == 1 else inflate(Eb, self.agent_infl)
         ids = slice(None) if ids is None else ids
+        if y is None:  # no observation: the env's current factor
+            return inflate(Eb, self.lam2[ids].sqrt())
         est = innovation_inflation(Eb, y, self.obs_op, self.r).clamp(1.0, self.adapt_max2)  # (n,)
         est = torch.nan_to_num(est, nan=1.0)  # a non-finite forecast (terminated) leaves the factor alone
         self.lam2[ids] = (1 - self.adapt) * self.lam2[ids] + self.adapt * est

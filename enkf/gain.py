@@ -28,11 +28,11 @@ def gain_action(env: EnKFVecEnv) -> torch.Tensor:
     return a
 
 
-def choose_gain_radius(cfg: Config, data: PathData, cycles: int = 300, device="cpu") -> Config:
+def choose_gain_radius(cfg: Config, data: PathData, cycles: int = 300, device="cpu", log=False) -> Config:
     """cfg with gain_radius set: unchanged unless 0 and kg features are used; then, of loc_radii (or loc_radius) and
     none (1e6), the half-width whose untrained gain-gated analysis (gain_action) has the lowest worst-path RMSE over
     training paths 1-4 (cycles 50..cycles; a path that leaves the bounds scores inf). Path 0 and held-out truths are
-    never used."""
+    never used. The chosen value lands in the run's config.json; log=True prints the scores."""
     if cfg.gain_radius != 0 or not any(f.startswith("kg") for f in cfg.feature_list):
         return cfg
     paths = list(range(1, min(5, data.truth.shape[0])))
@@ -50,7 +50,8 @@ def choose_gain_radius(cfg: Config, data: PathData, cycles: int = 300, device="c
             rm.append(res.info["rmse_truth"])
         scores[r] = float(torch.stack(rm[50:]).mean(0).max()) if rm and len(rm) > 50 else float("inf")
     best = min(scores, key=scores.get)
-    print(f"[gain] {cfg.name}: gain_radius {best:g} (worst-path RMSE of the untrained gain-gated analysis on training "
-          f"paths {paths[0]}-{paths[-1]}: " + ", ".join(f"{r:g}: {s:.4f}" for r, s in scores.items()) + ")",
-          file=sys.stderr)  # fmt: skip
+    if log:
+        print(f"[gain] {cfg.name}: gain_radius {best:g} (worst-path RMSE of the untrained gain-gated analysis on "
+              f"training paths {paths[0]}-{paths[-1]}: " + ", ".join(f"{r:g}: {v:.4f}" for r, v in scores.items()) + ")",
+              file=sys.stderr)  # fmt: skip
     return dataclasses.replace(cfg, gain_radius=best)

@@ -60,8 +60,10 @@ def test_receptive_field_and_radii_rules_name_the_field(tmp_path):
 
 
 def _agent(reach: int, N=16):
-    cfg = load_config("configs/L96_1.py", {"N": N, "N_ens": 3, "kernel": 1, "innovation_reach": reach, "hidden": 6,
-                                           "lstm_hidden": 4, "gain_gate": False})  # fmt: skip (the reach alone)
+    cfg = load_config(
+        "configs/L96_1.py",
+        {"N": N, "N_ens": 3, "kernel": 1, "innovation_reach": reach, "hidden": 6, "lstm_hidden": 4, "gain_gate": False},
+    )  # fmt: skip (the reach alone)
     C = cfg.temporal_window * len(cfg.feature_list)
     torch.manual_seed(0)
     ag = P.Agent(cfg, C, 3, N)

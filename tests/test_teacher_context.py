@@ -257,7 +257,9 @@ def test_plot_training_curve(tmp_path):
 
 
 def test_gates_multiply_the_newest_anomaly_and_innovation(tiny_cfg_file):
-    cfg = load_config(tiny_cfg_file, {"anomaly_gate": True, "innovation_gate": True, "lstm_hidden": 0, "gain_gate": False})
+    cfg = load_config(
+        tiny_cfg_file, {"anomaly_gate": True, "innovation_gate": True, "lstm_hidden": 0, "gain_gate": False}
+    )
     F = len(cfg.feature_list)
     agent = P.Agent(cfg, C=cfg.temporal_window * F, M=4, N=8)
     last = (cfg.temporal_window - 1) * F
