@@ -47,16 +47,20 @@ def styles(labels) -> dict[str, dict]:
 
 def rmse_over_time(series: dict[str, np.ndarray], title: str, path: Path, ylabel="RMSE vs truth", logy=True):
     """series: label -> (T,) arrays, drawn over cycles."""
-    fig, ax = plt.subplots(figsize=(9, 3.6))
+    fig, ax = plt.subplots(figsize=(9, 3.4 + 0.2 * -(-len(series) // 2)), layout="constrained")
     st = styles(series)
     for label, s in series.items():
         ax.plot(np.arange(len(s)), s, label=label, **(st[label] | {"lw": st[label]["lw"] * 0.9}))
+    v = np.concatenate([np.asarray(s, dtype=float).ravel() for s in series.values()] or [np.zeros(0)])
+    v = v[np.isfinite(v) & (v > 0)]
+    if v.size and logy:  # a run that blew up would squash the others: the range ends at 30x the median
+        ax.set_ylim(np.percentile(v, 0.5) / 1.5, min(v.max(), 30 * float(np.median(v))) * 1.5)
     ax.set_xlabel("assimilation cycle")
     ax.set_ylabel(ylabel)
     if logy:
         ax.set_yscale("log")
     ax.set_title(title)
-    ax.legend(fontsize=8, ncol=3)
+    fig.legend(loc="outside lower center", ncol=2, fontsize=7, frameon=False)  # below the axes, never over them
     ax.grid(alpha=0.3)
     return _save(fig, path)
 
