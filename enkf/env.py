@@ -31,7 +31,7 @@ import torch
 from configs.defaults import Config, load_config
 from enkf.cycle import make_forecaster, obs_setup, rmse, spread
 from enkf.data import PathData
-from enkf.filters import gaspari_cohn, inflate, innovation_inflation, make_analysis
+from enkf.filters import ObsOp, inflate, innovation_inflation, loc_weights, make_analysis
 
 
 @dataclass
@@ -86,11 +86,9 @@ class EnKFVecEnv:
         # normalized increment K d_i, so a gain gate of 1 applies the prior's Kalman gain exactly
         self.kg_scale = self.nc["innovation"][1] / self.nc["increment"][1]
         self.sr_scale = self.nc["anomaly"][1] / self.nc["increment"][1]  # kgsr * anom_i: a normalized increment
-        j = torch.arange(self.N, dtype=torch.float64)
-        dist = (j.view(-1, 1) - j.view(1, -1)).abs()
-        dist = torch.minimum(dist, self.N - dist) if cfg.periodic else dist
-        gr = cfg.gain_radius or cfg.loc_radius
-        self.rho = (gaspari_cohn(dist, gr) if gr < 1e6 else torch.ones_like(dist)).float().to(dev)  # (N, N)
+        gr = cfg.gain_radius or cfg.loc_radius  # rho (N, N): the Gaspari-Cohn taper between grid points
+        self.rho = loc_weights(ObsOp(self.N), self.N, gr, cfg.periodic) if gr < 1e6 else torch.ones(self.N, self.N)
+        self.rho = self.rho.float().to(dev)
         self.mask = torch.zeros(self.N, device=dev)
         self.mask[self.obs_op.idx] = 1.0
         self.paths = torch.tensor([1 if data.truth.shape[0] > 1 else 0])
