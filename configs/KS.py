@@ -42,8 +42,5 @@ config = dict(
     path_length=1000,
     burn_in=100,
     verify_max_ratio=0.96,  # see the docstring: one cycle's error growth is ~6%, so analysis/forecast ~0.94
-    # the agent (as L96_sparse): a local gain row over the innovations up to 8 points away (= obs_stride), and the
-    # member correlations up to 4 points; the rest is the default recipe
-    innovation_reach=8,
-    features="xb,y,innov,mean,spread,anom,corr1,corr2,corr3,corr4,gain",
+    # the agent: the one recipe of configs/defaults.py, nothing set here (issue 17)
 )
