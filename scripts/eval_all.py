@@ -1,7 +1,7 @@
 """One table for all configs (`make eval-all`): every shipped agent on its config's held-out set against the best
 tuned classical filter, as a mean over training seeds, with the RMSE-vs-N_ens ratios of the shipped agent.
 
-    python scripts/eval_all.py [--configs L96_1,L96_2,L96_3,L63,L96_sparse] [--n-ens 5,10,20,40] [--threads 1]
+    python scripts/eval_all.py [--configs L96_1,L96_2,L96_3,L63,L96_sparse,KS] [--n-ens 5,10,20,40] [--threads 1]
 
 For each config: the seed agents pretrained/seeds/<config>_s<seed>.pt (else the shipped pretrained/<config>.pt
 alone, labelled "1 seed") and the tuned EAKF, ETKF, LETKF and PertObs run on the held-out set of `make eval`
@@ -36,7 +36,7 @@ from enkf.tuned import METHODS  # noqa: E402
 from enkf.tuned import read as read_tuned  # noqa: E402
 from scripts.evaluate import load_agent, run_agent  # noqa: E402
 
-CONFIGS = ("L96_1", "L96_2", "L96_3", "L63", "L96_sparse")
+CONFIGS = ("L96_1", "L96_2", "L96_3", "L63", "L96_sparse", "KS")
 
 
 def agents_of(name: str, pretrained: Path) -> tuple[list[Path], Path | None]:
