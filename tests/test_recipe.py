@@ -3,6 +3,7 @@ agent's own forecasts), the dense policy for small non-periodic states (Lorenz-6
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +11,8 @@ import torch
 
 import ppo_lstm_enkf as P
 from configs.defaults import ConfigError, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_policy_auto_follows_the_model():
@@ -289,3 +292,18 @@ def test_gain_and_square_root_gates_start_as_the_eakf_for_uncorrelated_variables
     ok = v[:, 0, :] > 0  # where the variable has spread, the serial EAKF of the filters module agrees
     torch.testing.assert_close(eakf(Eb, y, env.obs_op, env.r, 1.0)[ok.unsqueeze(1).expand_as(Eb)],
                                want[ok.unsqueeze(1).expand_as(Eb)], rtol=1e-6, atol=1e-6)  # fmt: skip
+
+
+def test_every_shipped_config_leaves_the_recipe_at_its_defaults():
+    """Issue 17 item 2: a config file describes the system, its data and the filters' tuning grid; every agent and
+    training setting comes from the defaults (what differs per config is computed from the data at training start)."""
+    import runpy
+
+    from enkf.data import DATA_FIELDS
+
+    system = set(DATA_FIELDS) | {"burn_in", "loc_radii", "verify_max_ratio", "ks_length"}
+    files = sorted(p for p in (ROOT / "configs").glob("*.py") if p.name not in ("defaults.py", "__init__.py"))
+    assert {"KS.py", "L63.py", "L96_1.py", "L96_2.py", "L96_3.py", "L96_sparse.py"} <= {p.name for p in files}
+    for p in files:
+        extra = set(runpy.run_path(str(p))["config"]) - system
+        assert not extra, f"{p.name} sets agent/training fields by hand: {sorted(extra)}"
