@@ -120,6 +120,13 @@ def _one(name: str, job: tuple, threads: int = 0) -> dict:
     return r
 
 
+def _state_size(path: Path) -> int:
+    try:
+        return load_config(path).N
+    except ConfigError:  # reported in the config's row by _one
+        return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python scripts/eval_all.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--configs", default=",".join(CONFIGS))
@@ -149,8 +156,11 @@ def main(argv=None) -> int:
     if a.jobs > 1:  # one process per config, a.jobs at a time (each on one torch thread)
         from concurrent.futures import ProcessPoolExecutor
 
+        # the largest states first (KS, N = 128, takes longest), so the last config to start is a short one
+        size = {n: _state_size(Path(a.configs_dir) / f"{n}.py") for n in names}
         with ProcessPoolExecutor(a.jobs) as ex:
-            results = list(ex.map(_one, names, [job] * len(names), [1] * len(names)))
+            futs = {n: ex.submit(_one, n, job, 1) for n in sorted(names, key=lambda n: -size[n])}
+            results = [futs[n].result() for n in names]
     else:
         results = [_one(n, job) for n in names]
     secs = time.time() - t0
