@@ -38,7 +38,7 @@ def test_spec_values():
     s = c["KS"]  # issue 18: DAPPER's KS (L = 32 pi, 128 points, dt 0.25), every 8th point, every 1.0, R = I
     assert (s.model, s.N, s.dtda, s.oda, s.steps_per_cycle, s.obs_stride, len(s.obs_idx)) == ("ks", 128, 0.25, 1.0, 4,
                                                                                                8, 16)  # fmt: skip
-    assert (s.obs_noise_var, s.N_ens, s.data_filter, s.innovation_reach) == (1.0, 20, "letkf", 8)
+    assert (s.obs_noise_var, s.N_ens, s.data_filter, s.innovation_reach) == (1.0, 20, "letkf", 0)  # the one recipe
     assert s.model_params == {"L": pytest.approx(32 * math.pi)} and s.periodic and s.policy == "local"
 
 
