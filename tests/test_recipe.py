@@ -3,16 +3,13 @@ agent's own forecasts), the dense policy for small non-periodic states (Lorenz-6
 
 import dataclasses
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 import ppo_lstm_enkf as P
-from configs.defaults import ConfigError, load_config
-
-ROOT = Path(__file__).resolve().parent.parent
+from configs.defaults import REPO_ROOT, ConfigError, load_config
 
 
 def test_policy_auto_follows_the_model():
@@ -302,7 +299,7 @@ def test_every_shipped_config_leaves_the_recipe_at_its_defaults():
     from enkf.data import DATA_FIELDS
 
     system = set(DATA_FIELDS) | {"burn_in", "loc_radii", "verify_max_ratio", "ks_length"}
-    files = sorted(p for p in (ROOT / "configs").glob("*.py") if p.name not in ("defaults.py", "__init__.py"))
+    files = sorted(p for p in (REPO_ROOT / "configs").glob("*.py") if p.name not in ("defaults.py", "__init__.py"))
     assert {"KS.py", "L63.py", "L96_1.py", "L96_2.py", "L96_3.py", "L96_sparse.py"} <= {p.name for p in files}
     for p in files:
         extra = set(runpy.run_path(str(p))["config"]) - system
