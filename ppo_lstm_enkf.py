@@ -34,7 +34,7 @@ from enkf.cycle import obs_setup
 from enkf.data import DataError, ensure_data
 from enkf.env import EnKFVecEnv
 from enkf.filters import make_analysis
-from enkf.gain import choose_gain_radius
+from enkf.gain import choose_from_data
 from enkf.normalization import Normalizer
 from enkf.report import path_baselines, write_report
 from enkf.tuned import Setting, best_setting, resolve, tuned_setting
@@ -441,7 +441,8 @@ class Evaluator:
 # ---- Checkpoints and run folders ------------------------------------------------------------------
 ARCH_FIELDS = ("agents", "policy", "features", "temporal_window", "hidden", "kernel", "lstm_hidden", "lstm_layers",
                "anomaly_gate", "innovation_gate", "innovation_reach", "gain_gate", "member_mix", "action", "bound")  # fmt: skip
-AGENT_ENV_FIELDS = ("agent_inflation", "rtps", "inflation_adapt", "inflation_adapt_max", "gain_radius")  # action -> xa
+AGENT_ENV_FIELDS = ("agent_inflation", "rtps", "inflation_adapt", "inflation_adapt_max", "inflation_adapt_scale",
+                    "gain_radius")  # action -> xa  # fmt: skip
 
 
 def load_checkpoint(path, device="cpu", flag: str = "--checkpoint", cfg: Config | None = None) -> dict:
@@ -500,10 +501,9 @@ class Run:
             data = dataclasses.replace(data, norm=Normalizer.from_dict(init["normalization"]))  # the agent's own scales
         if data.truth.shape[0] < 2:
             raise ConfigError(f"{args.config}: field 'num_paths' must be >= 2 for training (path 0 is held out)")
-        self.cfg = cfg = choose_gain_radius(cfg, data, device=self.device)  # gain_radius 0: chosen on training paths
-        random.seed(cfg.seed)
-        np.random.seed(cfg.seed)
-        torch.manual_seed(cfg.seed)
+        self.cfg = cfg = choose_from_data(cfg, data, self.device, args.progress)  # gain_radius, inflation_adapt_scale
+        for seed_all in (random.seed, np.random.seed, torch.manual_seed):
+            seed_all(cfg.seed)
         self.data, S, B, self.use_critic = data, cfg.num_steps, cfg.num_envs, cfg.advantage == "gae"
         self.grain = "member" if cfg.agents == "per-member" else cfg.reward_grain  # who gets a reward and a PPO ratio
         self.env = env = EnKFVecEnv(cfg, data, B, device=self.device, seed=cfg.seed)

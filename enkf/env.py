@@ -67,6 +67,7 @@ class EnKFVecEnv:
         # adaptive prior inflation (inflation_adapt > 0): lambda^2 per env, moved each cycle towards what the innovations
         # ask for; it starts at agent_inflation^2 with every episode
         self.adapt, self.adapt_max2 = cfg.inflation_adapt, cfg.inflation_adapt_max**2
+        self.adapt_scale = cfg.inflation_adapt_scale or 1.0  # 0: not chosen yet (enkf.gain): the whole estimate
         # the teacher sees the raw forecast inflated by teacher_inflation; Eb already carries agent_inflation
         self.teacher_infl = (cfg.teacher_inflation or cfg.inflation) / self.agent_infl
         self.C = self.W * self.F
@@ -229,7 +230,7 @@ class EnKFVecEnv:
         """The agent's prior ensemble from the forecast Eb (n, M, N) of envs ids (default: all): its anomalies
         inflated by agent_inflation, or with inflation_adapt > 0 by each env's adaptive factor, which first moves
         inflation_adapt of the way (in lambda^2) towards the innovation estimate of the observations y (n, p) about to
-        be assimilated, clipped to [1, inflation_adapt_max^2]. The estimate uses the forecast and the observations
+        be assimilated, clipped to [1, inflation_adapt_max^2], times inflation_adapt_scale above 1. The estimate uses the forecast and the observations
         only, as a filter would at analysis time."""
         if self.adapt == 0:
             return Eb if self.agent_infl == 1 else inflate(Eb, self.agent_infl)
@@ -238,6 +239,7 @@ class EnKFVecEnv:
             return inflate(Eb, self.lam2[ids].sqrt())
         est = innovation_inflation(Eb, y, self.obs_op, self.r).clamp(1.0, self.adapt_max2)  # (n,)
         est = torch.nan_to_num(est, nan=1.0)  # a non-finite forecast (terminated) leaves the factor alone
+        est = 1 + self.adapt_scale * (est - 1)
         self.lam2[ids] = (1 - self.adapt) * self.lam2[ids] + self.adapt * est
         return inflate(Eb, self.lam2[ids].sqrt())
 

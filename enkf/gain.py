@@ -1,5 +1,6 @@
 """The prior's Kalman gain as the agent's starting point (issue 17): the action of an untrained gain-gated policy, and
-the choice of the localization half-width of the gain features (gain_radius) on training paths."""
+what the recipe chooses with it on training paths: the localization half-width of the gain features (gain_radius) and
+the share of the innovation estimate that the adaptive inflation follows (inflation_adapt_scale)."""
 
 from __future__ import annotations
 
@@ -28,18 +29,15 @@ def gain_action(env: EnKFVecEnv) -> torch.Tensor:
     return a
 
 
-def choose_gain_radius(cfg: Config, data: PathData, cycles: int = 300, device="cpu", log=False) -> Config:
-    """cfg with gain_radius set: unchanged unless 0 and kg features are used; then, of loc_radii (or loc_radius) and
-    none (1e6), the half-width whose untrained gain-gated analysis (gain_action) has the lowest worst-path RMSE over
-    training paths 1-4 (cycles 50..cycles; a path that leaves the bounds scores inf). Path 0 and held-out truths are
-    never used. The chosen value lands in the run's config.json; log=True prints the scores."""
-    if cfg.gain_radius != 0 or not any(f.startswith("kg") for f in cfg.feature_list):
-        return cfg
+def untrained_scores(cfg: Config, data: PathData, field: str, candidates, cycles: int = 300, device="cpu") -> dict:
+    """{value: worst-path RMSE} of the untrained gain-gated analysis (gain_action) with cfg.<field> = value, over
+    training paths 1-4, cycles 50..cycles (a path that leaves the bounds scores inf). Path 0 and held-out truths are
+    never used."""
     paths = list(range(1, min(5, data.truth.shape[0])))
     T = min(cycles, data.truth.shape[1])
     scores = {}
-    for r in [*cfg.loc_radius_list, 1e6]:
-        env = EnKFVecEnv(dataclasses.replace(cfg, gain_radius=r), data, len(paths), device=device, scoring=False)
+    for v in candidates:
+        env = EnKFVecEnv(dataclasses.replace(cfg, **{field: v}), data, len(paths), device=device, scoring=False)
         env.reset_to(paths, 0, T)
         rm = []
         for _ in range(T - 1):
@@ -48,10 +46,68 @@ def choose_gain_radius(cfg: Config, data: PathData, cycles: int = 300, device="c
                 rm = None
                 break
             rm.append(res.info["rmse_truth"])
-        scores[r] = float(torch.stack(rm[50:]).mean(0).max()) if rm and len(rm) > 50 else float("inf")
+        scores[v] = float(torch.stack(rm[50:]).mean(0).max()) if rm and len(rm) > 50 else float("inf")
+    return scores
+
+
+def _log(cfg: Config, field: str, best, scores: dict) -> None:
+    print(f"[gain] {cfg.name}: {field} {best:g} (worst-path RMSE of the untrained gain-gated analysis on training paths "
+          "1-4: " + ", ".join(f"{v:g}: {s:.4f}" for v, s in scores.items()) + ")", file=sys.stderr)  # fmt: skip
+
+
+def choose_gain_radius(cfg: Config, data: PathData, cycles: int = 300, device="cpu", log=False) -> Config:
+    """cfg with gain_radius set: unchanged unless 0 and kg features are used; then, of loc_radii (or loc_radius) and
+    none (1e6), the half-width with the lowest untrained_scores. The chosen value lands in the run's config.json;
+    log=True prints the scores."""
+    if cfg.gain_radius != 0 or not any(f.startswith("kg") for f in cfg.feature_list):
+        return cfg
+    if log:
+        print(f"[gain] {cfg.name}: choosing gain_radius on training paths 1-4 ({len(cfg.loc_radius_list) + 1} candidates "
+              f"x {cycles} cycles)...", file=sys.stderr)  # fmt: skip
+    scores = untrained_scores(cfg, data, "gain_radius", [*cfg.loc_radius_list, 1e6], cycles, device)
     best = min(scores, key=scores.get)
     if log:
-        print(f"[gain] {cfg.name}: gain_radius {best:g} (worst-path RMSE of the untrained gain-gated analysis on "
-              f"training paths {paths[0]}-{paths[-1]}: " + ", ".join(f"{r:g}: {v:.4f}" for r, v in scores.items()) + ")",
-              file=sys.stderr)  # fmt: skip
+        _log(cfg, "gain_radius", best, scores)
     return dataclasses.replace(cfg, gain_radius=best)
+
+
+INFLATION_SCALES = (1.0, 0.5)
+
+
+def choose_inflation_scale(cfg: Config, data: PathData, cycles: int = 300, device="cpu", log=False) -> Config:
+    """cfg with inflation_adapt_scale set: unchanged unless 0; 1 (the whole innovation estimate) without adaptive
+    inflation or kg features (no untrained analysis to score); else, of INFLATION_SCALES, the one with the lowest
+    untrained_scores (at the cfg's gain_radius: choose that first). Ties go to the larger scale (listed first)."""
+    if cfg.inflation_adapt_scale != 0:
+        return cfg
+    if cfg.inflation_adapt == 0 or not any(f.startswith("kg") for f in cfg.feature_list):
+        return dataclasses.replace(cfg, inflation_adapt_scale=1.0)
+    scores = untrained_scores(cfg, data, "inflation_adapt_scale", INFLATION_SCALES, cycles, device)
+    best = min(scores, key=scores.get)
+    if log:
+        _log(cfg, "inflation_adapt_scale", best, scores)
+    return dataclasses.replace(cfg, inflation_adapt_scale=best)
+
+
+def choose_from_data(cfg: Config, data: PathData, device="cpu", log=False) -> Config:
+    """What the recipe computes from the data when training starts: gain_radius, then inflation_adapt_scale."""
+    return choose_inflation_scale(choose_gain_radius(cfg, data, device=device, log=log), data, device=device, log=log)
+
+
+if __name__ == "__main__":  # what the recipe would choose on a config, with the scores: python -m enkf.gain --config C
+    import argparse
+
+    from configs.defaults import ConfigError, load_config
+    from enkf.data import DataError, ensure_data
+
+    ap = argparse.ArgumentParser(description="Print the gain_radius and inflation_adapt_scale the recipe chooses.")
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    try:
+        cfg = load_config(a.config)
+        cfg = choose_from_data(cfg, ensure_data(cfg), log=True)
+    except (ConfigError, DataError) as e:
+        sys.exit(f"error: {e}")
+    print(f"{cfg.name}: gain_radius {cfg.gain_radius:g}, inflation_adapt_scale {cfg.inflation_adapt_scale:g}")

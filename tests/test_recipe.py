@@ -166,6 +166,59 @@ def test_adaptive_inflation_in_the_env(tiny_cfg_file, tiny_data):
     fixed.load_state_dict(st)
 
 
+def test_inflation_scale_follows_that_share_of_the_estimate(tiny_cfg_file, tiny_data):
+    """inflation_adapt_scale s: the factor squared moves towards 1 + s (estimate - 1); 0 (not chosen) is s = 1."""
+    from enkf.env import EnKFVecEnv
+
+    _, _, _, d = tiny_data
+    Eb = d.xb[:4, 5].clone()
+    thin = Eb.mean(1, keepdim=True) + 1e-3 * (Eb - Eb.mean(1, keepdim=True))  # the estimate clips at 4
+    y = d.obs[:4, 5] + 5.0
+    for s, target in ((0.0, 4.0), (1.0, 4.0), (0.5, 2.5), (0.25, 1.75)):
+        cfg = load_config(tiny_cfg_file, {"agent_inflation": 1.2, "inflation_adapt": 0.25, "inflation_adapt_max": 2.0,
+                                          "inflation_adapt_scale": s})  # fmt: skip
+        env = EnKFVecEnv(cfg, d, 4, seed=0)
+        env.reset()
+        lam2 = env.lam2.clone()
+        env.prior(thin, y)
+        torch.testing.assert_close(env.lam2, 0.75 * lam2 + 0.25 * target)
+
+
+def test_the_recipe_chooses_gain_radius_then_inflation_scale_on_training_paths(tiny_cfg_file, tiny_data, tmp_path,
+                                                                                monkeypatch):  # fmt: skip
+    """choose_inflation_scale picks the scale with the lowest worst-path RMSE of the untrained gain-gated analysis (at
+    the chosen gain radius), leaves a set value alone, and is 1 without adaptive inflation; a training run records both
+    choices in its config.json, and an agent file from before the field loads with scale 1 (what it was trained with)."""
+    from enkf.gain import INFLATION_SCALES, choose_gain_radius, choose_inflation_scale, untrained_scores
+
+    _, data_dir, _, d = tiny_data
+    cfg = choose_gain_radius(load_config(tiny_cfg_file), d)
+    assert cfg.gain_radius in [*cfg.loc_radius_list, 1e6]
+    scores = untrained_scores(cfg, d, "inflation_adapt_scale", INFLATION_SCALES)
+    assert set(scores) == set(INFLATION_SCALES) and len(set(scores.values())) == len(INFLATION_SCALES)  # they differ
+    assert choose_inflation_scale(cfg, d).inflation_adapt_scale == min(scores, key=scores.get)
+    assert choose_inflation_scale(dataclasses.replace(cfg, inflation_adapt_scale=0.5), d).inflation_adapt_scale == 0.5
+    assert choose_inflation_scale(dataclasses.replace(cfg, inflation_adapt=0.0), d).inflation_adapt_scale == 1.0
+    monkeypatch.setattr(P, "LOGS_ROOT", tmp_path)
+    P.train(*P.parse_args(["--config", str(tiny_cfg_file), "--data-dir", str(data_dir), "--run-name", "ch",
+                           "--total-timesteps", "64", "--no-progress"]))  # fmt: skip
+    run = json.loads((tmp_path / "tiny" / "runs" / "ch" / "config.json").read_text())
+    assert (run["gain_radius"], run["inflation_adapt_scale"]) == (cfg.gain_radius, min(scores, key=scores.get))
+    ck = torch.load(tmp_path / "tiny" / "runs" / "ch" / "checkpoints" / "latest.pt", weights_only=False)
+    del ck["config"]["inflation_adapt_scale"]
+    torch.save(ck, tmp_path / "old.pt")
+    assert P.load_checkpoint(str(tmp_path / "old.pt"))["config"]["inflation_adapt_scale"] == 1.0
+
+
+def test_gain_cli_names_a_bad_config_file():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "enkf.gain", "--config", "configs/nope.py"], capture_output=True,
+                       text=True, cwd=REPO_ROOT)  # fmt: skip
+    assert r.returncode != 0 and "configs/nope.py" in r.stderr and "Traceback" not in r.stderr
+
+
 @pytest.mark.parametrize("stride", [1, 4])
 def test_gain_features_give_the_filter_mean_update(stride):
     """kg-k ... kgk are the rows of the ensemble Kalman gain of the prior: summed against the innovations of the
