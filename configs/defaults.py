@@ -126,12 +126,13 @@ class Config:
     each episode. Computed from the forecast and the observations only. 0 = the fixed agent_inflation."""
     inflation_adapt_max: float = _f(3.0, 1.0, 100.0)
     """Upper bound of the adaptive inflation factor."""
-    inflation_adapt_scale: float = _f(0.0, 0.0, 1.0)
+    inflation_adapt_scale: float = _f(1.0, 0.0, 1.0)
     """How much of the innovation estimate the adaptive inflation follows: it moves towards 1 + s (estimate - 1). The
     estimate calibrates the spread, which for the RMSE can over-inflate (L96_2: factor 1.28 where the best filter needs
-    about 1.0). 0 (default): chosen when training starts (enkf.gain.choose_inflation_scale), after gain_radius: of 1
-    and 0.5, the one whose untrained gain-gated analysis has the lowest worst-path RMSE on training paths 1-4;
-    kept with the agent."""
+    about 1.0). 1 (default, the recipe): the whole estimate. 0: chosen when training starts (enkf.gain.
+    choose_inflation_scale), after gain_radius: of 1 and 0.5, the one whose untrained gain-gated analysis has the lowest
+    worst-path RMSE on training paths 1-4. Not the default: the choice helps L96_2 and L96_3 a little and lets the
+    Lorenz-63 agent collapse in training (docs/results.md, 2026-12-06)."""
     rtps: float = _f(0.0, 0.0, 1.0)
     """Relaxation to prior spread (Whitaker & Hamill 2012) applied to the agent's analysis per grid point:
     anomalies scaled by 1 + rtps (sigma_b - sigma_a) / sigma_a (0 = off)."""

@@ -187,12 +187,13 @@ def test_inflation_scale_follows_that_share_of_the_estimate(tiny_cfg_file, tiny_
 def test_the_recipe_chooses_gain_radius_then_inflation_scale_on_training_paths(tiny_cfg_file, tiny_data, tmp_path,
                                                                                 monkeypatch):  # fmt: skip
     """choose_inflation_scale picks the scale with the lowest worst-path RMSE of the untrained gain-gated analysis (at
-    the chosen gain radius), leaves a set value alone, and is 1 without adaptive inflation; a training run records both
-    choices in its config.json, and an agent file from before the field loads with scale 1 (what it was trained with)."""
+    the chosen gain radius), leaves a set value alone (the default 1), and is 1 without adaptive inflation; a training
+    run with --inflation-adapt-scale 0 records both choices in its config.json, and an agent file from before the field loads with scale 1 (what it was trained with)."""
     from enkf.gain import INFLATION_SCALES, choose_gain_radius, choose_inflation_scale, untrained_scores
 
     _, data_dir, _, d = tiny_data
-    cfg = choose_gain_radius(load_config(tiny_cfg_file), d)
+    cfg = choose_gain_radius(load_config(tiny_cfg_file, {"inflation_adapt_scale": 0.0}), d)
+    assert load_config(tiny_cfg_file).inflation_adapt_scale == 1.0  # the recipe: the whole estimate
     assert cfg.gain_radius in [*cfg.loc_radius_list, 1e6]
     scores = untrained_scores(cfg, d, "inflation_adapt_scale", INFLATION_SCALES)
     assert set(scores) == set(INFLATION_SCALES) and len(set(scores.values())) == len(INFLATION_SCALES)  # they differ
@@ -201,7 +202,7 @@ def test_the_recipe_chooses_gain_radius_then_inflation_scale_on_training_paths(t
     assert choose_inflation_scale(dataclasses.replace(cfg, inflation_adapt=0.0), d).inflation_adapt_scale == 1.0
     monkeypatch.setattr(P, "LOGS_ROOT", tmp_path)
     P.train(*P.parse_args(["--config", str(tiny_cfg_file), "--data-dir", str(data_dir), "--run-name", "ch",
-                           "--total-timesteps", "64", "--no-progress"]))  # fmt: skip
+                           "--total-timesteps", "64", "--no-progress", "--inflation-adapt-scale", "0"]))  # fmt: skip
     run = json.loads((tmp_path / "tiny" / "runs" / "ch" / "config.json").read_text())
     assert (run["gain_radius"], run["inflation_adapt_scale"]) == (cfg.gain_radius, min(scores, key=scores.get))
     ck = torch.load(tmp_path / "tiny" / "runs" / "ch" / "checkpoints" / "latest.pt", weights_only=False)
