@@ -501,7 +501,7 @@ class Run:
             data = dataclasses.replace(data, norm=Normalizer.from_dict(init["normalization"]))  # the agent's own scales
         if data.truth.shape[0] < 2:
             raise ConfigError(f"{args.config}: field 'num_paths' must be >= 2 for training (path 0 is held out)")
-        self.cfg = cfg = choose_from_data(cfg, data, self.device, args.progress)  # gain_radius, inflation_adapt_scale
+        self.cfg = cfg = choose_from_data(cfg, data, self.device, args.progress and not args.resume)  # enkf.gain
         for seed_all in (random.seed, np.random.seed, torch.manual_seed):
             seed_all(cfg.seed)
         self.data, S, B, self.use_critic = data, cfg.num_steps, cfg.num_envs, cfg.advantage == "gae"

@@ -1,0 +1,105 @@
+"""What sets the dense gap? The untrained gain-gated agent against the ETKF/EAKF with the agent's adaptive inflation
+(a share kappa of the innovation estimate) and at fixed settings, on data paths 0-3 (1000 cycles, burn-in 100).
+
+    python bench/inflation_probe.py L96_2 agent_start,etkf_adapt,k05,k025,etkf_tuned [gain_radius]
+
+Prints per-path RMSE, the mean and spread/RMSE per variant (and the mean adaptive factor). 2026-12-06: the figures of
+docs/results.md ("the inflation the recipe follows")."""
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from configs.defaults import load_config  # noqa: E402
+from enkf.cycle import make_forecaster, obs_setup, rmse, spread  # noqa: E402
+from enkf.data import ensure_data  # noqa: E402
+from enkf.env import EnKFVecEnv  # noqa: E402
+from enkf.filters import eakf, etkf, inflate, innovation_inflation, post_process  # noqa: E402
+from enkf.gain import gain_action  # noqa: E402
+
+torch.set_num_threads(1)
+cfgname = sys.argv[1] if len(sys.argv) > 1 else "L96_2"
+which = sys.argv[2].split(",") if len(sys.argv) > 2 else None
+cfg = load_config(f"configs/{cfgname}.py")
+gr = float(sys.argv[3]) if len(sys.argv) > 3 else 20.0
+cfg = dataclasses.replace(cfg, gain_radius=gr, agent_inflation=1.25)
+data = ensure_data(cfg, progress=False)
+paths = [0, 1, 2, 3]
+T, burn = 1000, 100
+truth, y, xb0 = data.truth[paths, :T].float(), data.obs[paths, :T].float(), data.xb[paths, 0].float()
+obs, r = obs_setup(cfg)
+fc = make_forecaster(cfg)
+res = {}
+
+
+def report(name, rm, sp):
+    rm, sp = torch.as_tensor(rm), torch.as_tensor(sp)
+    m = rm[:, burn:].mean(1)
+    s = sp[:, burn:].mean(1)
+    print(
+        f"{name:40s} rmse per path {[round(float(v), 4) for v in m]} mean {float(m.mean()):.4f} spread/rmse {float((s / m).mean()):.3f}",
+        flush=True,
+    )
+
+
+def run_env(name, **kw):
+    c = dataclasses.replace(cfg, **kw)
+    env = EnKFVecEnv(c, data, len(paths), scoring=False)
+    env.reset_to(paths, 0, T)
+    rm, sp = [], []
+    for _ in range(T - 1):
+        out = env.step(gain_action(env))
+        rm.append(out.info["rmse_truth"])
+        sp.append(out.info["spread"])
+    report(name, torch.stack(rm, 1), torch.stack(sp, 1))
+
+
+def run_filter(name, base, adapt=0.05, lam0=1.25, infl=1.0, rtps=0.0, rotate=False, post=1.0, kappa=1.0):
+    lams = []
+    g = torch.Generator().manual_seed(5)
+    lam2 = torch.full((len(paths),), lam0**2, dtype=torch.float32)
+    E = xb0.clone()
+    rm = torch.empty(len(paths), T)
+    sp = torch.empty(len(paths), T)
+    for t in range(T):
+        if adapt > 0:
+            est = innovation_inflation(E, y[:, t], obs, r).clamp(1.0, 9.0)
+            lam2 = (1 - adapt) * lam2 + adapt * (1 + kappa * (torch.nan_to_num(est, nan=1.0) - 1))
+            lams.append(float(lam2.sqrt().mean()))
+            Eb = inflate(E, lam2.sqrt())
+        else:
+            Eb = inflate(E, infl)
+        Ea = base(Eb, y[:, t], obs, r)
+        Ea = post_process(Ea, Eb, post, rtps, rotate, g)
+        rm[:, t] = rmse(Ea.mean(-2), truth[:, t])
+        sp[:, t] = spread(Ea)
+        E = fc(Ea)
+    report(name, rm, sp)
+    if lams:
+        print("   mean lambda", sum(lams[burn:]) / len(lams[burn:]))
+
+
+t0 = time.time()
+jobs = {
+    "k05": lambda: run_filter("ETKF adaptive kappa .5", etkf, kappa=0.5),
+    "k025": lambda: run_filter("ETKF adaptive kappa .25", etkf, kappa=0.25),
+    "k05rot": lambda: run_filter("ETKF adaptive kappa .5 rot", etkf, kappa=0.5, rotate=True),
+    "f102rot": lambda: run_filter("ETKF fixed 1.02 rot", etkf, adapt=0, infl=1.02, rotate=True),
+    "f105rot": lambda: run_filter("ETKF fixed 1.05 rot", etkf, adapt=0, infl=1.05, rotate=True),
+    "f110": lambda: run_filter("ETKF fixed 1.10", etkf, adapt=0, infl=1.10),
+    "agent_start": lambda: run_env("untrained gain-gated agent (adaptive)"),
+    "agent_start_nokgsr": lambda: run_env("gain-gated, no kgsr", features=cfg.features.replace(",kgsr", "")),
+    "etkf_adapt": lambda: run_filter("ETKF adaptive", etkf),
+    "etkf_adapt_rot": lambda: run_filter("ETKF adaptive + rotation", etkf, rotate=True),
+    "eakf_adapt": lambda: run_filter("EAKF adaptive", eakf),
+    "etkf_adapt_rtps": lambda: run_filter("ETKF adaptive + RTPS 0.1", etkf, rtps=0.1),
+    "etkf_tuned": lambda: run_filter("ETKF tuned (RTPS .1, rot)", etkf, adapt=0, rtps=0.1, rotate=True),
+    "etkf_rtps": lambda: run_filter("ETKF RTPS .1 no rot", etkf, adapt=0, rtps=0.1),
+}
+for k in which or jobs:
+    jobs[k]()
+    print(f"  [{time.time() - t0:.0f}s]", flush=True)
