@@ -3,6 +3,10 @@
 
     python bench/inflation_probe.py L96_2 agent_start,etkf_adapt,k05,k025,etkf_tuned [gain_radius]
 
+The agent's prior inflation starts at the config's effective agent_inflation (enkf.tuned.resolve: the tuned teacher
+inflation, 1.25 on L96_2) and is clipped at inflation_adapt_max^2, as in the env; the gain radius is the one training
+would choose (enkf.gain.choose_gain_radius: 20 on L96_2) unless given.
+
 Prints per-path RMSE, the mean and spread/RMSE per variant (and the mean adaptive factor). 2026-12-06: the figures of
 docs/results.md ("the inflation the recipe follows")."""
 
@@ -19,21 +23,20 @@ from enkf.cycle import make_forecaster, obs_setup, rmse, spread  # noqa: E402
 from enkf.data import ensure_data  # noqa: E402
 from enkf.env import EnKFVecEnv  # noqa: E402
 from enkf.filters import eakf, etkf, inflate, innovation_inflation, post_process  # noqa: E402
-from enkf.gain import gain_action  # noqa: E402
+from enkf.gain import choose_gain_radius, gain_action  # noqa: E402
+from enkf.tuned import resolve  # noqa: E402
 
 torch.set_num_threads(1)
 cfgname = sys.argv[1] if len(sys.argv) > 1 else "L96_2"
 which = sys.argv[2].split(",") if len(sys.argv) > 2 else None
-cfg = load_config(f"configs/{cfgname}.py")
-gr = float(sys.argv[3]) if len(sys.argv) > 3 else 20.0
-cfg = dataclasses.replace(cfg, gain_radius=gr, agent_inflation=1.25)
+cfg = resolve(load_config(f"configs/{cfgname}.py"))
 data = ensure_data(cfg, progress=False)
+cfg = dataclasses.replace(cfg, gain_radius=float(sys.argv[3])) if len(sys.argv) > 3 else choose_gain_radius(cfg, data)
 paths = [0, 1, 2, 3]
 T, burn = 1000, 100
 truth, y, xb0 = data.truth[paths, :T].float(), data.obs[paths, :T].float(), data.xb[paths, 0].float()
 obs, r = obs_setup(cfg)
 fc = make_forecaster(cfg)
-res = {}
 
 
 def report(name, rm, sp):
@@ -58,16 +61,16 @@ def run_env(name, **kw):
     report(name, torch.stack(rm, 1), torch.stack(sp, 1))
 
 
-def run_filter(name, base, adapt=0.05, lam0=1.25, infl=1.0, rtps=0.0, rotate=False, post=1.0, kappa=1.0):
+def run_filter(name, base, adapt=cfg.inflation_adapt, infl=1.0, rtps=0.0, rotate=False, post=1.0, kappa=1.0):
     lams = []
     g = torch.Generator().manual_seed(5)
-    lam2 = torch.full((len(paths),), lam0**2, dtype=torch.float32)
+    lam2 = torch.full((len(paths),), cfg.agent_inflation**2, dtype=torch.float32)
     E = xb0.clone()
     rm = torch.empty(len(paths), T)
     sp = torch.empty(len(paths), T)
     for t in range(T):
         if adapt > 0:
-            est = innovation_inflation(E, y[:, t], obs, r).clamp(1.0, 9.0)
+            est = innovation_inflation(E, y[:, t], obs, r).clamp(1.0, cfg.inflation_adapt_max**2)
             lam2 = (1 - adapt) * lam2 + adapt * (1 + kappa * (torch.nan_to_num(est, nan=1.0) - 1))
             lams.append(float(lam2.sqrt().mean()))
             Eb = inflate(E, lam2.sqrt())

@@ -230,8 +230,8 @@ class EnKFVecEnv:
         """The agent's prior ensemble from the forecast Eb (n, M, N) of envs ids (default: all): its anomalies
         inflated by agent_inflation, or with inflation_adapt > 0 by each env's adaptive factor, which first moves
         inflation_adapt of the way (in lambda^2) towards the innovation estimate of the observations y (n, p) about to
-        be assimilated, clipped to [1, inflation_adapt_max^2], times inflation_adapt_scale above 1. The estimate uses the forecast and the observations
-        only, as a filter would at analysis time."""
+        be assimilated, clipped to [1, inflation_adapt_max^2], of which inflation_adapt_scale of the excess over 1
+        counts. The estimate uses the forecast and the observations only, as a filter would at analysis time."""
         if self.adapt == 0:
             return Eb if self.agent_infl == 1 else inflate(Eb, self.agent_infl)
         ids = slice(None) if ids is None else ids

@@ -29,6 +29,11 @@ def gain_action(env: EnKFVecEnv) -> torch.Tensor:
     return a
 
 
+def _uses_gain(cfg: Config) -> bool:
+    """Whether the agent has kg features, so that an untrained gain-gated analysis exists to score."""
+    return any(f.startswith("kg") for f in cfg.feature_list)
+
+
 def untrained_scores(cfg: Config, data: PathData, field: str, candidates, cycles: int = 300, device="cpu") -> dict:
     """{value: worst-path RMSE} of the untrained gain-gated analysis (gain_action) with cfg.<field> = value, over
     training paths 1-4, cycles 50..cycles (a path that leaves the bounds scores inf). Path 0 and held-out truths are
@@ -59,7 +64,7 @@ def choose_gain_radius(cfg: Config, data: PathData, cycles: int = 300, device="c
     """cfg with gain_radius set: unchanged unless 0 and kg features are used; then, of loc_radii (or loc_radius) and
     none (1e6), the half-width with the lowest untrained_scores. The chosen value lands in the run's config.json;
     log=True prints the scores."""
-    if cfg.gain_radius != 0 or not any(f.startswith("kg") for f in cfg.feature_list):
+    if cfg.gain_radius != 0 or not _uses_gain(cfg):
         return cfg
     if log:
         print(f"[gain] {cfg.name}: choosing gain_radius on training paths 1-4 ({len(cfg.loc_radius_list) + 1} candidates "
@@ -80,7 +85,7 @@ def choose_inflation_scale(cfg: Config, data: PathData, cycles: int = 300, devic
     untrained_scores (at the cfg's gain_radius: choose that first). Ties go to the larger scale (listed first)."""
     if cfg.inflation_adapt_scale != 0:
         return cfg
-    if cfg.inflation_adapt == 0 or not any(f.startswith("kg") for f in cfg.feature_list):
+    if cfg.inflation_adapt == 0 or not _uses_gain(cfg):
         return dataclasses.replace(cfg, inflation_adapt_scale=1.0)
     scores = untrained_scores(cfg, data, "inflation_adapt_scale", INFLATION_SCALES, cycles, device)
     best = min(scores, key=scores.get)

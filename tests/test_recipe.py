@@ -188,7 +188,8 @@ def test_the_recipe_chooses_gain_radius_then_inflation_scale_on_training_paths(t
                                                                                 monkeypatch):  # fmt: skip
     """choose_inflation_scale picks the scale with the lowest worst-path RMSE of the untrained gain-gated analysis (at
     the chosen gain radius), leaves a set value alone (the default 1), and is 1 without adaptive inflation; a training
-    run with --inflation-adapt-scale 0 records both choices in its config.json, and an agent file from before the field loads with scale 1 (what it was trained with)."""
+    run with --inflation-adapt-scale 0 records both choices in its config.json, and an agent file from before the
+    field loads with scale 1 (what it was trained with)."""
     from enkf.gain import INFLATION_SCALES, choose_gain_radius, choose_inflation_scale, untrained_scores
 
     _, data_dir, _, d = tiny_data
