@@ -133,11 +133,6 @@ class Config:
     choose_inflation_scale), after gain_radius: of 1 and 0.5, the one whose untrained gain-gated analysis has the lowest
     worst-path RMSE on training paths 1-4. Not the default: the choice helps L96_2 and L96_3 a little and lets the
     Lorenz-63 agent collapse in training (docs/results.md, 2026-12-06)."""
-    inflation_follow_agent: bool = False
-    """With adaptive inflation and kg features: the next prior's factor squared is also multiplied by the ratio of the
-    agent's analysis variance to that of the untrained gain-gated analysis (every gate at 1) of the same prior, clipped
-    to [0.5, 2], so a deflation (or inflation) the agent chooses persists instead of being undone by the innovation
-    estimate within a few tens of cycles. Off by default (an experiment of 2026-12-06, docs/results.md)."""
     rtps: float = _f(0.0, 0.0, 1.0)
     """Relaxation to prior spread (Whitaker & Hamill 2012) applied to the agent's analysis per grid point:
     anomalies scaled by 1 + rtps (sigma_b - sigma_a) / sigma_a (0 = off)."""
@@ -327,13 +322,7 @@ class Config:
 
 FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 # what a checkpoint saved before a field existed used: loading fills these in, so an old agent runs as it was trained
-LEGACY = {
-    "inflation_adapt": 0.0,
-    "gain_gate": False,
-    "gain_radius": 1e6,
-    "inflation_adapt_scale": 1.0,
-    "inflation_follow_agent": False,
-}
+LEGACY = {"inflation_adapt": 0.0, "gain_gate": False, "gain_radius": 1e6, "inflation_adapt_scale": 1.0}
 
 
 def _check_value(name: str, value, source: str):

@@ -68,7 +68,6 @@ class EnKFVecEnv:
         # ask for; it starts at agent_inflation^2 with every episode
         self.adapt, self.adapt_max2 = cfg.inflation_adapt, cfg.inflation_adapt_max**2
         self.adapt_scale = cfg.inflation_adapt_scale or 1.0  # 0: not chosen yet (enkf.gain): the whole estimate
-        self.follow = cfg.inflation_follow_agent and self.adapt > 0 and any(f.startswith("kg") for f in self.features)
         # the teacher sees the raw forecast inflated by teacher_inflation; Eb already carries agent_inflation
         self.teacher_infl = (cfg.teacher_inflation or cfg.inflation) / self.agent_infl
         self.C = self.W * self.F
@@ -100,7 +99,6 @@ class EnKFVecEnv:
         self.t_end = torch.zeros(self.B, dtype=torch.long, device=dev)
         self.Eb = torch.zeros(self.B, self.M, self.N, device=dev)
         self.lam2 = torch.full((self.B,), self.agent_infl**2, device=dev)  # (B,) the agent's prior inflation squared
-        self.q2 = torch.ones(self.B, device=dev)  # (B,) inflation_follow_agent: the agent's last variance ratio
         self.xa_prev = torch.zeros_like(self.Eb)
         self.dxa = torch.zeros_like(self.Eb)
         self.window = torch.zeros(self.B, self.W, self.M, self.F, self.N, device=dev)
@@ -200,7 +198,7 @@ class EnKFVecEnv:
             start = torch.randint(max(1, self.T - self.L), (n,), generator=self.gen).to(self.device)
         self.path[ids], self.t[ids] = path, start
         self.t_end[ids] = torch.clamp(start + self.L, max=self.T)
-        self.lam2[ids], self.q2[ids] = self.agent_infl**2, 1.0
+        self.lam2[ids] = self.agent_infl**2
         self.Eb[ids] = self.prior(self.xb_enkf[path, start], self.y[path, start], ids)  # the stored EnKF background
         prev = torch.clamp(start - 1, min=0)
         self.xa_prev[ids] = torch.where((start > 0).view(-1, 1, 1), self.xa_enkf[path, prev], self.Eb[ids])
@@ -238,16 +236,16 @@ class EnKFVecEnv:
             return Eb if self.agent_infl == 1 else inflate(Eb, self.agent_infl)
         ids = slice(None) if ids is None else ids
         if y is None:  # no observation: the env's current factor
-            return inflate(Eb, (self.lam2[ids] * self.q2[ids]).sqrt())
+            return inflate(Eb, self.lam2[ids].sqrt())
         est = innovation_inflation(Eb, y, self.obs_op, self.r).clamp(1.0, self.adapt_max2)  # (n,)
         est = torch.nan_to_num(est, nan=1.0)  # a non-finite forecast (terminated) leaves the factor alone
         est = 1 + self.adapt_scale * (est - 1)
         self.lam2[ids] = (1 - self.adapt) * self.lam2[ids] + self.adapt * est
-        return inflate(Eb, (self.lam2[ids] * self.q2[ids]).sqrt())  # q2: 1 unless inflation_follow_agent
+        return inflate(Eb, self.lam2[ids].sqrt())
 
     def prior_as_fixed(self) -> torch.Tensor:
         """The current prior as agent_inflation would have made it (the teachers divide their inflation by it)."""
-        return self.Eb if self.adapt == 0 else inflate(self.Eb, self.agent_infl / (self.lam2 * self.q2).sqrt())
+        return self.Eb if self.adapt == 0 else inflate(self.Eb, self.agent_infl / self.lam2.sqrt())
 
     def analysis_from_action(self, action: torch.Tensor, Eb: torch.Tensor | None = None) -> torch.Tensor:
         """Unnormalize the action into the agent's analysis xa_rl (..., M, N) (the only unnormalization) of the
@@ -348,11 +346,6 @@ class EnKFVecEnv:
         rmse_enkf = rmse(xa.mean(1), self.xa_enkf[p, t].mean(1))
         member_rmse = rmse(xa, truth.unsqueeze(1))  # (B, M) each member against the truth
         ens_spread = spread(xa)
-        if self.follow:  # the agent's analysis variance over the untrained gain-gated one's, for the next prior
-            from enkf.gain import gain_action  # (enkf.gain builds envs: imported here)
-
-            vg = self.analysis_from_action(gain_action(self)).var(-2).mean(-1)  # (B,)
-            self.q2 = (xa.var(-2).mean(-1) / vg.clamp_min(1e-12)).nan_to_num(1.0).clamp(0.5, 2.0)
         # continuity: integrate the agent's analysis
         Eb_next = self.fc(xa)
         y_next = self.y[p, (t + 1).clamp(max=self.T - 1)]  # (B, p) the observations of the next analysis
@@ -381,7 +374,7 @@ class EnKFVecEnv:
         return StepResult(self._obs(), r, terminated, truncated, info)
 
     # ---------------------------------------------------------------------------------------------
-    STATE = ("path", "t", "t_end", "Eb", "lam2", "q2", "xa_prev", "dxa", "window", "ep_return", "ep_len", "paths")
+    STATE = ("path", "t", "t_end", "Eb", "lam2", "xa_prev", "dxa", "window", "ep_return", "ep_len", "paths")
 
     def state_dict(self) -> dict:
         d = {k: getattr(self, k).clone().cpu() for k in self.STATE}

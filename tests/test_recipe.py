@@ -184,46 +184,6 @@ def test_inflation_scale_follows_that_share_of_the_estimate(tiny_cfg_file, tiny_
         torch.testing.assert_close(env.lam2, 0.75 * lam2 + 0.25 * target)
 
 
-def test_inflation_follow_agent_carries_the_agents_deflation_into_the_next_prior(tiny_cfg_file, tiny_data):
-    """inflation_follow_agent: the untrained gain-gated analysis leaves the run as without it (ratio 1); an analysis
-    with half the anomalies gives the next prior a factor squared times 1/4, clipped to 1/2; off, the same action
-    leaves the factor to the innovation estimate alone."""
-    from enkf.env import EnKFVecEnv
-    from enkf.gain import gain_action
-
-    _, _, _, d = tiny_data
-    base = {"agent_inflation": 1.2, "inflation_adapt": 0.25, "inflation_adapt_max": 2.0}
-
-    def env_of(follow):
-        env = EnKFVecEnv(load_config(tiny_cfg_file, base | {"inflation_follow_agent": follow}), d, 3, seed=0)
-        env.reset_to([0, 1, 2], 5, 20)
-        return env
-
-    on, off = env_of(True), env_of(False)
-    assert on.follow and not env_of(False).follow
-    for _ in range(3):
-        on.step(gain_action(on))
-        off.step(gain_action(off))
-    torch.testing.assert_close(on.q2, torch.ones(3))
-    torch.testing.assert_close(on.Eb, off.Eb)  # the untrained analysis: nothing changes
-
-    def half(env):  # the gain-gated analysis with its anomalies halved, as a normalized action
-        xa = env.analysis_from_action(gain_action(env))
-        m = xa.mean(1, keepdim=True)
-        return (m + 0.5 * (xa - m) - env.Eb) / env.nc["increment"][1]
-
-    lam_on = on.lam2.clone()
-    on.step(half(on))
-    off.step(half(off))
-    torch.testing.assert_close(on.q2, torch.full((3,), 0.5))  # 1/4, clipped to 1/2
-    torch.testing.assert_close(on.lam2, off.lam2)  # the estimate itself is the same
-    sp_on, sp_off = on.Eb.var(1).mean(-1), off.Eb.var(1).mean(-1)
-    torch.testing.assert_close(sp_on / sp_off, torch.full((3,), 0.5), rtol=1e-4, atol=0)
-    assert not torch.equal(lam_on, on.lam2) and torch.equal(off.q2, torch.ones(3))
-    on.reset_to([0, 1, 2], 5, 20)
-    torch.testing.assert_close(on.q2, torch.ones(3))  # a new episode starts from the estimate alone
-
-
 def test_the_recipe_chooses_gain_radius_then_inflation_scale_on_training_paths(tiny_cfg_file, tiny_data, tmp_path,
                                                                                 monkeypatch):  # fmt: skip
     """choose_inflation_scale picks the scale with the lowest worst-path RMSE of the untrained gain-gated analysis (at
