@@ -22,7 +22,7 @@ from configs.defaults import load_config  # noqa: E402
 from enkf.cycle import make_forecaster, obs_setup, rmse, spread  # noqa: E402
 from enkf.data import ensure_data  # noqa: E402
 from enkf.env import EnKFVecEnv  # noqa: E402
-from enkf.filters import eakf, etkf, inflate, innovation_inflation, post_process  # noqa: E402
+from enkf.filters import adapt_inflation, eakf, etkf, inflate, post_process  # noqa: E402
 from enkf.gain import choose_gain_radius, gain_action  # noqa: E402
 from enkf.tuned import resolve  # noqa: E402
 
@@ -70,8 +70,7 @@ def run_filter(name, base, adapt=cfg.inflation_adapt, infl=1.0, rtps=0.0, rotate
     sp = torch.empty(len(paths), T)
     for t in range(T):
         if adapt > 0:
-            est = innovation_inflation(E, y[:, t], obs, r).clamp(1.0, cfg.inflation_adapt_max**2)
-            lam2 = (1 - adapt) * lam2 + adapt * (1 + kappa * (torch.nan_to_num(est, nan=1.0) - 1))
+            lam2 = adapt_inflation(lam2, E, y[:, t], obs, r, adapt, cfg.inflation_adapt_max**2, kappa)  # as the env
             lams.append(float(lam2.sqrt().mean()))
             Eb = inflate(E, lam2.sqrt())
         else:

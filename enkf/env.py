@@ -31,7 +31,7 @@ import torch
 from configs.defaults import Config, load_config
 from enkf.cycle import make_forecaster, obs_setup, rmse, spread
 from enkf.data import PathData
-from enkf.filters import ObsOp, inflate, innovation_inflation, loc_weights, make_analysis
+from enkf.filters import ObsOp, adapt_inflation, inflate, loc_weights, make_analysis
 
 
 @dataclass
@@ -237,10 +237,8 @@ class EnKFVecEnv:
         ids = slice(None) if ids is None else ids
         if y is None:  # no observation: the env's current factor
             return inflate(Eb, self.lam2[ids].sqrt())
-        est = innovation_inflation(Eb, y, self.obs_op, self.r).clamp(1.0, self.adapt_max2)  # (n,)
-        est = torch.nan_to_num(est, nan=1.0)  # a non-finite forecast (terminated) leaves the factor alone
-        est = 1 + self.adapt_scale * (est - 1)
-        self.lam2[ids] = (1 - self.adapt) * self.lam2[ids] + self.adapt * est
+        self.lam2[ids] = adapt_inflation(self.lam2[ids], Eb, y, self.obs_op, self.r, self.adapt, self.adapt_max2,
+                                         self.adapt_scale)  # fmt: skip
         return inflate(Eb, self.lam2[ids].sqrt())
 
     def prior_as_fixed(self) -> torch.Tensor:

@@ -89,6 +89,14 @@ def innovation_inflation(E: torch.Tensor, y: torch.Tensor, obs: ObsOp, r) -> tor
     return ((d * d).sum(-1) - trR) / trP
 
 
+def adapt_inflation(lam2, E: torch.Tensor, y: torch.Tensor, obs: ObsOp, r, rate: float, max2: float, scale=1.0):
+    """One cycle of adaptive prior inflation: the factor squared lam2 (...,) moves `rate` of the way towards
+    1 + scale (estimate - 1), the innovation_inflation of the forecast E and observations y clipped to [1, max2] (a
+    non-finite forecast counts as 1)."""
+    est = torch.nan_to_num(innovation_inflation(E, y, obs, r).clamp(1.0, max2), nan=1.0)  # (...,)
+    return (1 - rate) * lam2 + rate * (1 + scale * (est - 1))
+
+
 def eakf(E: torch.Tensor, y: torch.Tensor, obs: ObsOp, r, inflation=1.0) -> torch.Tensor:
     """Serial EAKF analysis. E (..., M, N), y (..., p) -> Ea (..., M, N)."""
     E = inflate(E, inflation)
