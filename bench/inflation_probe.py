@@ -2,13 +2,14 @@
 (a share kappa of the innovation estimate) and at fixed settings, on data paths 0-3 (1000 cycles, burn-in 100).
 
     python bench/inflation_probe.py L96_2 agent_start,etkf_adapt,k05,k025,etkf_tuned [gain_radius]
+    python bench/inflation_probe.py L96_2 agent_start,agent_relax,etkf_adapt_rot,etkf_relax_rot,etkf_tuned
 
 The agent's prior inflation starts at the config's effective agent_inflation (enkf.tuned.resolve: the tuned teacher
 inflation, 1.25 on L96_2) and is clipped at inflation_adapt_max^2, as in the env; the gain radius is the one training
 would choose (enkf.gain.choose_gain_radius: 20 on L96_2) unless given.
 
-Prints per-path RMSE, the mean and spread/RMSE per variant (and the mean adaptive factor). 2026-12-06: the figures of
-docs/results.md ("the inflation the recipe follows")."""
+Prints per-path RMSE, the mean and spread/RMSE per variant (and the mean adaptive factor or relaxation). 2026-12-06:
+the figures of docs/results.md ("the inflation the recipe follows", and the second command: "adaptive relaxation")."""
 
 import dataclasses
 import sys
@@ -22,7 +23,7 @@ from configs.defaults import load_config  # noqa: E402
 from enkf.cycle import make_forecaster, obs_setup, rmse, spread  # noqa: E402
 from enkf.data import ensure_data  # noqa: E402
 from enkf.env import EnKFVecEnv  # noqa: E402
-from enkf.filters import adapt_inflation, eakf, etkf, inflate, post_process  # noqa: E402
+from enkf.filters import adapt_inflation, adapt_relaxation, eakf, etkf, inflate, post_process  # noqa: E402
 from enkf.gain import choose_gain_radius, gain_action  # noqa: E402
 from enkf.tuned import resolve  # noqa: E402
 
@@ -61,15 +62,22 @@ def run_env(name, **kw):
     report(name, torch.stack(rm, 1), torch.stack(sp, 1))
 
 
-def run_filter(name, base, adapt=cfg.inflation_adapt, infl=1.0, rtps=0.0, rotate=False, post=1.0, kappa=1.0):
+def run_filter(
+    name, base, adapt=cfg.inflation_adapt, infl=1.0, rtps=0.0, rotate=False, post=1.0, kappa=1.0, relax=False
+):
     lams = []
+    alpha = torch.zeros(len(paths))
     g = torch.Generator().manual_seed(5)
     lam2 = torch.full((len(paths),), cfg.agent_inflation**2, dtype=torch.float32)
     E = xb0.clone()
     rm = torch.empty(len(paths), T)
     sp = torch.empty(len(paths), T)
     for t in range(T):
-        if adapt > 0:
+        if relax:  # spread_adapt relax: no prior inflation, the analysis relaxed by the adaptive alpha
+            alpha = adapt_relaxation(alpha, E, y[:, t], obs, r, adapt, cfg.inflation_adapt_max**2)
+            lams.append(float(alpha.mean()))
+            Eb, rtps = E, alpha
+        elif adapt > 0:
             lam2 = adapt_inflation(lam2, E, y[:, t], obs, r, adapt, cfg.inflation_adapt_max**2, kappa)  # as the env
             lams.append(float(lam2.sqrt().mean()))
             Eb = inflate(E, lam2.sqrt())
@@ -82,7 +90,7 @@ def run_filter(name, base, adapt=cfg.inflation_adapt, infl=1.0, rtps=0.0, rotate
         E = fc(Ea)
     report(name, rm, sp)
     if lams:
-        print("   mean lambda", sum(lams[burn:]) / len(lams[burn:]))
+        print("   mean alpha" if relax else "   mean lambda", sum(lams[burn:]) / len(lams[burn:]))
 
 
 t0 = time.time()
@@ -94,6 +102,9 @@ jobs = {
     "f105rot": lambda: run_filter("ETKF fixed 1.05 rot", etkf, adapt=0, infl=1.05, rotate=True),
     "f110": lambda: run_filter("ETKF fixed 1.10", etkf, adapt=0, infl=1.10),
     "agent_start": lambda: run_env("untrained gain-gated agent (adaptive)"),
+    "agent_relax": lambda: run_env("untrained gain-gated agent (relax)", spread_adapt="relax"),
+    "etkf_relax": lambda: run_filter("ETKF adaptive relaxation", etkf, relax=True),
+    "etkf_relax_rot": lambda: run_filter("ETKF adaptive relaxation + rotation", etkf, relax=True, rotate=True),
     "agent_start_nokgsr": lambda: run_env("gain-gated, no kgsr", features=cfg.features.replace(",kgsr", "")),
     "etkf_adapt": lambda: run_filter("ETKF adaptive", etkf),
     "etkf_adapt_rot": lambda: run_filter("ETKF adaptive + rotation", etkf, rotate=True),

@@ -29,9 +29,10 @@ import numpy as np
 import torch
 
 from configs.defaults import Config, load_config
+from enkf import filters
 from enkf.cycle import make_forecaster, obs_setup, rmse, spread
 from enkf.data import PathData
-from enkf.filters import ObsOp, adapt_inflation, inflate, loc_weights, make_analysis
+from enkf.filters import ObsOp, adapt_inflation, adapt_relaxation, inflate, loc_weights, make_analysis
 
 
 @dataclass
@@ -68,6 +69,7 @@ class EnKFVecEnv:
         # ask for; it starts at agent_inflation^2 with every episode
         self.adapt, self.adapt_max2 = cfg.inflation_adapt, cfg.inflation_adapt_max**2
         self.adapt_scale = cfg.inflation_adapt_scale or 1.0  # 0: not chosen yet (enkf.gain): the whole estimate
+        self.relax = cfg.spread_adapt == "relax" and self.adapt > 0  # else prior inflation (auto: not chosen yet)
         # the teacher sees the raw forecast inflated by teacher_inflation; Eb already carries agent_inflation
         self.teacher_infl = (cfg.teacher_inflation or cfg.inflation) / self.agent_infl
         self.C = self.W * self.F
@@ -99,6 +101,7 @@ class EnKFVecEnv:
         self.t_end = torch.zeros(self.B, dtype=torch.long, device=dev)
         self.Eb = torch.zeros(self.B, self.M, self.N, device=dev)
         self.lam2 = torch.full((self.B,), self.agent_infl**2, device=dev)  # (B,) the agent's prior inflation squared
+        self.alpha = torch.zeros(self.B, device=dev)  # (B,) the relaxation to prior spread (spread_adapt relax)
         self.xa_prev = torch.zeros_like(self.Eb)
         self.dxa = torch.zeros_like(self.Eb)
         self.window = torch.zeros(self.B, self.W, self.M, self.F, self.N, device=dev)
@@ -198,7 +201,7 @@ class EnKFVecEnv:
             start = torch.randint(max(1, self.T - self.L), (n,), generator=self.gen).to(self.device)
         self.path[ids], self.t[ids] = path, start
         self.t_end[ids] = torch.clamp(start + self.L, max=self.T)
-        self.lam2[ids] = self.agent_infl**2
+        self.lam2[ids], self.alpha[ids] = self.agent_infl**2, 0.0
         self.Eb[ids] = self.prior(self.xb_enkf[path, start], self.y[path, start], ids)  # the stored EnKF background
         prev = torch.clamp(start - 1, min=0)
         self.xa_prev[ids] = torch.where((start > 0).view(-1, 1, 1), self.xa_enkf[path, prev], self.Eb[ids])
@@ -231,7 +234,15 @@ class EnKFVecEnv:
         inflated by agent_inflation, or with inflation_adapt > 0 by each env's adaptive factor, which first moves
         inflation_adapt of the way (in lambda^2) towards the innovation estimate of the observations y (n, p) about to
         be assimilated, clipped to [1, inflation_adapt_max^2], of which inflation_adapt_scale of the excess over 1
-        counts. The estimate uses the forecast and the observations only, as a filter would at analysis time."""
+        counts. The estimate uses the forecast and the observations only, as a filter would at analysis time. With
+        spread_adapt relax the prior is the forecast itself and the estimate moves each env's relaxation alpha."""
+        if self.relax:
+            ids = slice(None) if ids is None else ids
+            if y is not None:
+                self.alpha[ids] = adapt_relaxation(
+                    self.alpha[ids], Eb, y, self.obs_op, self.r, self.adapt, self.adapt_max2
+                )
+            return Eb
         if self.adapt == 0:
             return Eb if self.agent_infl == 1 else inflate(Eb, self.agent_infl)
         ids = slice(None) if ids is None else ids
@@ -243,23 +254,23 @@ class EnKFVecEnv:
 
     def prior_as_fixed(self) -> torch.Tensor:
         """The current prior as agent_inflation would have made it (the teachers divide their inflation by it)."""
+        if self.relax:
+            return inflate(self.Eb, self.agent_infl)
         return self.Eb if self.adapt == 0 else inflate(self.Eb, self.agent_infl / self.lam2.sqrt())
 
-    def analysis_from_action(self, action: torch.Tensor, Eb: torch.Tensor | None = None) -> torch.Tensor:
+    def analysis_from_action(self, action: torch.Tensor, Eb: torch.Tensor | None = None, ref=None) -> torch.Tensor:
         """Unnormalize the action into the agent's analysis xa_rl (..., M, N) (the only unnormalization) of the
-        prior Eb (default: the envs' current one); with rtps > 0 its anomalies are relaxed towards the prior
-        spread, grid point by grid point."""
-        Eb = self.Eb if Eb is None else Eb
-        a = action.clamp(-self.bound, self.bound)
-        if self.cfg.action == "increment":
-            xa = Eb + a * self.nc["increment"][1]
-        else:
-            c, s = self.nc["state"]
-            xa = a * s + c
-        if self.cfg.rtps > 0:
-            ma = xa.mean(-2, keepdim=True)
-            sa, sb = xa.std(-2, keepdim=True).clamp_min(1e-8), Eb.std(-2, keepdim=True)  # (..., 1, N)
-            xa = ma + (xa - ma) * (1 + self.cfg.rtps * (sb - sa) / sa)
+        prior Eb (default: the envs' current one); its anomalies are relaxed towards the prior spread, grid point by
+        grid point, by rtps and (spread_adapt relax, the envs' own prior only) each env's adaptive alpha; with ref (an
+        action, the deterministic one) the relaxation of ref's analysis is applied to each member of this one."""
+        own = Eb is None  # the envs' own prior: their adaptive relaxation applies
+        Eb = self.Eb if own else Eb
+        un = lambda a: Eb + a.clamp(-self.bound, self.bound) * self.nc["increment"][1]  # noqa: E731
+        c, s = self.nc["state"]
+        xa = un(action) if self.cfg.action == "increment" else action.clamp(-self.bound, self.bound) * s + c
+        if self.cfg.rtps > 0 or (self.relax and own):
+            xr = None if ref is None or self.cfg.action != "increment" else un(ref)
+            xa = filters.relax_to_prior_spread(xa, Eb, self.cfg.rtps + (self.alpha if self.relax and own else 0.0), xr)
         return xa
 
     def teacher(self) -> torch.Tensor:
@@ -325,13 +336,14 @@ class EnKFVecEnv:
         and explore_in_dynamics is off, the deterministic analysis is what gets integrated and the sampled
         action only enters the reward (see Config.explore_in_dynamics)."""
         p, t = self.path, self.t
-        xa_sample = self.analysis_from_action(action)  # (B, M, N) physical
+        det = mean_action is not None and not self.cfg.explore_in_dynamics and self.scoring
+        xa_sample = self.analysis_from_action(action, ref=mean_action if det else None)  # (B, M, N) physical
         r_det = None
         if not self.scoring:
             xa = xa_sample
             r = torch.zeros_like(xa)
             ens_r = torch.zeros(self.B, device=self.device)
-        elif mean_action is not None and not self.cfg.explore_in_dynamics:
+        elif det:
             target = self.teacher()
             xa = self.analysis_from_action(mean_action)
             r, ens_r = self.reward(xa_sample, target, xa_others=xa)
@@ -372,7 +384,7 @@ class EnKFVecEnv:
         return StepResult(self._obs(), r, terminated, truncated, info)
 
     # ---------------------------------------------------------------------------------------------
-    STATE = ("path", "t", "t_end", "Eb", "lam2", "xa_prev", "dxa", "window", "ep_return", "ep_len", "paths")
+    STATE = ("path", "t", "t_end", "Eb", "lam2", "alpha", "xa_prev", "dxa", "window", "ep_return", "ep_len", "paths")
 
     def state_dict(self) -> dict:
         d = {k: getattr(self, k).clone().cpu() for k in self.STATE}

@@ -97,6 +97,27 @@ def adapt_inflation(lam2, E: torch.Tensor, y: torch.Tensor, obs: ObsOp, r, rate:
     return (1 - rate) * lam2 + rate * (1 + scale * (est - 1))
 
 
+def adapt_relaxation(alpha, E: torch.Tensor, y: torch.Tensor, obs: ObsOp, r, rate: float, max2: float):
+    """One cycle of adaptive relaxation to prior spread: alpha (...,) moves by rate * ln(estimate), the innovation_inflation
+    of the forecast E (which already carries the past relaxation) clipped to [0.1, max2] (a non-finite forecast counts
+    as 1), and stays in [0, 1]. An integrator: alpha rises while the forecasts are thinner than their innovations and
+    settles where the estimate's geometric mean is 1 (the log step; a linear one over-relaxes, its mean being pulled up
+    by the noisy single-cycle estimate)."""
+    est = torch.nan_to_num(innovation_inflation(E, y, obs, r), nan=1.0).clamp(0.1, max2)  # (...,)
+    return (alpha + rate * est.log()).clamp(0.0, 1.0)
+
+
+def relax_to_prior_spread(Ea: torch.Tensor, Eb: torch.Tensor, alpha, ref: torch.Tensor | None = None) -> torch.Tensor:
+    """RTPS (Whitaker & Hamill 2012): the anomalies of Ea (..., M, N) scaled per grid point by 1 + alpha (s_b - s_a) / s_a,
+    s the spread over members of Ea and of its prior Eb; alpha a scalar or a tensor of the batch shape (...). With ref
+    (an ensemble like Ea), the mean and s_a are ref's: each member's map is then its own (x -> m + f (x - m)), whatever
+    the other members of Ea are (an explored analysis relaxed as its deterministic analysis is)."""
+    ref = Ea if ref is None else ref
+    m = ref.mean(-2, keepdim=True)  # (..., 1, N)
+    sa, sb = ref.std(-2, keepdim=True).clamp_min(1e-8), Eb.std(-2, keepdim=True)  # (..., 1, N)
+    return m + (Ea - m) * (1 + _infl(alpha, Ea) * (sb - sa) / sa)
+
+
 def eakf(E: torch.Tensor, y: torch.Tensor, obs: ObsOp, r, inflation=1.0) -> torch.Tensor:
     """Serial EAKF analysis. E (..., M, N), y (..., p) -> Ea (..., M, N)."""
     E = inflate(E, inflation)

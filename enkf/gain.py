@@ -1,6 +1,7 @@
 """The prior's Kalman gain as the agent's starting point (issue 17): the action of an untrained gain-gated policy, and
-what the recipe chooses with it on training paths: the localization half-width of the gain features (gain_radius) and
-the share of the innovation estimate that the adaptive inflation follows (inflation_adapt_scale)."""
+what the recipe chooses with it on training paths: the localization half-width of the gain features (gain_radius), where
+the adaptive spread control acts (spread_adapt) and the share of the innovation estimate that the adaptive inflation
+follows (inflation_adapt_scale)."""
 
 from __future__ import annotations
 
@@ -81,11 +82,11 @@ INFLATION_SCALES = (1.0, 0.5)
 
 def choose_inflation_scale(cfg: Config, data: PathData, cycles: int = 300, device="cpu", log=False) -> Config:
     """cfg with inflation_adapt_scale set: unchanged unless 0; 1 (the whole innovation estimate) without adaptive
-    inflation or kg features (no untrained analysis to score); else, of INFLATION_SCALES, the one with the lowest
+    inflation or kg features (no untrained analysis to score) or with spread_adapt relax (no prior inflation); else, of INFLATION_SCALES, the one with the lowest
     untrained_scores (at the cfg's gain_radius: choose that first). Ties go to the larger scale (listed first)."""
     if cfg.inflation_adapt_scale != 0:
         return cfg
-    if cfg.inflation_adapt == 0 or not _uses_gain(cfg):
+    if cfg.inflation_adapt == 0 or not _uses_gain(cfg) or cfg.spread_adapt == "relax":  # relax: no prior inflation
         return dataclasses.replace(cfg, inflation_adapt_scale=1.0)
     scores = untrained_scores(cfg, data, "inflation_adapt_scale", INFLATION_SCALES, cycles, device)
     best = min(scores, key=scores.get)
@@ -94,9 +95,25 @@ def choose_inflation_scale(cfg: Config, data: PathData, cycles: int = 300, devic
     return dataclasses.replace(cfg, inflation_adapt_scale=best)
 
 
+def choose_spread_adapt(cfg: Config, data: PathData, cycles: int = 300, device="cpu", log=False) -> Config:
+    """cfg with spread_adapt set: unchanged unless auto; prior without adaptive inflation or kg features; else of prior
+    and relax the one with the lower untrained_scores (at the cfg's gain_radius: choose that first; a tie: prior)."""
+    if cfg.spread_adapt != "auto":
+        return cfg
+    if cfg.inflation_adapt == 0 or not _uses_gain(cfg):
+        return dataclasses.replace(cfg, spread_adapt="prior")
+    scores = untrained_scores(cfg, data, "spread_adapt", ("prior", "relax"), cycles, device)
+    best = min(scores, key=scores.get)
+    if log:
+        print(f"[gain] {cfg.name}: spread_adapt {best} (worst-path RMSE of the untrained gain-gated analysis on training "
+              "paths 1-4: " + ", ".join(f"{v}: {s:.4f}" for v, s in scores.items()) + ")", file=sys.stderr)  # fmt: skip
+    return dataclasses.replace(cfg, spread_adapt=best)
+
+
 def choose_from_data(cfg: Config, data: PathData, device="cpu", log=False) -> Config:
-    """What the recipe computes from the data when training starts: gain_radius, then inflation_adapt_scale."""
-    return choose_inflation_scale(choose_gain_radius(cfg, data, device=device, log=log), data, device=device, log=log)
+    """What the recipe computes from the data when training starts: gain_radius, spread_adapt, inflation_adapt_scale."""
+    cfg = choose_spread_adapt(choose_gain_radius(cfg, data, device=device, log=log), data, device=device, log=log)
+    return choose_inflation_scale(cfg, data, device=device, log=log)
 
 
 if __name__ == "__main__":  # what the recipe would choose on a config, with the scores: python -m enkf.gain --config C
@@ -115,4 +132,7 @@ if __name__ == "__main__":  # what the recipe would choose on a config, with the
         cfg = choose_from_data(cfg, ensure_data(cfg), log=True)
     except (ConfigError, DataError) as e:
         sys.exit(f"error: {e}")
-    print(f"{cfg.name}: gain_radius {cfg.gain_radius:g}, inflation_adapt_scale {cfg.inflation_adapt_scale:g}")
+    print(
+        f"{cfg.name}: gain_radius {cfg.gain_radius:g}, spread_adapt {cfg.spread_adapt}, "
+        f"inflation_adapt_scale {cfg.inflation_adapt_scale:g}"
+    )

@@ -193,7 +193,7 @@ def test_the_recipe_chooses_gain_radius_then_inflation_scale_on_training_paths(t
     from enkf.gain import INFLATION_SCALES, choose_gain_radius, choose_inflation_scale, untrained_scores
 
     _, data_dir, _, d = tiny_data
-    cfg = choose_gain_radius(load_config(tiny_cfg_file, {"inflation_adapt_scale": 0.0}), d)
+    cfg = choose_gain_radius(load_config(tiny_cfg_file, {"inflation_adapt_scale": 0.0, "spread_adapt": "prior"}), d)
     assert load_config(tiny_cfg_file).inflation_adapt_scale == 1.0  # the recipe: the whole estimate
     assert cfg.gain_radius in [*cfg.loc_radius_list, 1e6]
     scores = untrained_scores(cfg, d, "inflation_adapt_scale", INFLATION_SCALES)
@@ -201,9 +201,11 @@ def test_the_recipe_chooses_gain_radius_then_inflation_scale_on_training_paths(t
     assert choose_inflation_scale(cfg, d).inflation_adapt_scale == min(scores, key=scores.get)
     assert choose_inflation_scale(dataclasses.replace(cfg, inflation_adapt_scale=0.5), d).inflation_adapt_scale == 0.5
     assert choose_inflation_scale(dataclasses.replace(cfg, inflation_adapt=0.0), d).inflation_adapt_scale == 1.0
+    assert choose_inflation_scale(dataclasses.replace(cfg, spread_adapt="relax"), d).inflation_adapt_scale == 1.0
     monkeypatch.setattr(P, "LOGS_ROOT", tmp_path)
     P.train(*P.parse_args(["--config", str(tiny_cfg_file), "--data-dir", str(data_dir), "--run-name", "ch",
-                           "--total-timesteps", "64", "--no-progress", "--inflation-adapt-scale", "0"]))  # fmt: skip
+                           "--total-timesteps", "64", "--no-progress", "--inflation-adapt-scale", "0",
+                           "--spread-adapt", "prior"]))  # fmt: skip
     run = json.loads((tmp_path / "tiny" / "runs" / "ch" / "config.json").read_text())
     assert (run["gain_radius"], run["inflation_adapt_scale"]) == (cfg.gain_radius, min(scores, key=scores.get))
     ck = torch.load(tmp_path / "tiny" / "runs" / "ch" / "checkpoints" / "latest.pt", weights_only=False)
@@ -359,3 +361,96 @@ def test_every_shipped_config_leaves_the_recipe_at_its_defaults():
     for p in files:
         extra = set(runpy.run_path(str(p))["config"]) - system
         assert not extra, f"{p.name} sets agent/training fields by hand: {sorted(extra)}"
+
+
+def test_adaptive_relaxation_rises_for_a_thin_ensemble_and_falls_for_a_wide_one():
+    """adapt_relaxation integrates rate * ln(estimate): a forecast thinner than its innovations raises alpha, a wider
+    one lowers it, a calibrated one leaves it about where it was; alpha stays in [0, 1]; a non-finite forecast counts as
+    calibrated. relax_to_prior_spread keeps the mean and gives spread (1 - alpha) s_a + alpha s_b per grid point."""
+    from enkf.filters import ObsOp, adapt_relaxation, relax_to_prior_spread
+
+    g = torch.Generator().manual_seed(0)
+    B, M, N = 4, 50, 8
+    obs, r = ObsOp(N), 0.1
+    truth = torch.randn(B, N, generator=g)
+    y = truth + r**0.5 * torch.randn(B, N, generator=g)
+    ens = lambda s: truth.unsqueeze(1) + s * torch.randn(B, M, N, generator=g)  # noqa: E731 - error = spread
+    a0 = torch.full((B,), 0.5)
+    off = (truth + torch.randn(B, N, generator=g)).unsqueeze(1)  # a mean error of about 1
+    thin = adapt_relaxation(a0, off + 0.05 * torch.randn(B, M, N, generator=g), y, obs, r, 0.1, 9.0)
+    wide = adapt_relaxation(a0, ens(3.0), y, obs, r, 0.1, 9.0)
+    assert (thin > a0).all() and (wide < a0).all()
+    assert (thin - a0).max() <= 0.1 * np.log(9.0) + 1e-6  # the estimate is clipped at max2
+    assert adapt_relaxation(torch.ones(B), off + 0.01 * ens(1.0), y, obs, r, 0.5, 9.0).eq(1).all()  # never above 1
+    assert adapt_relaxation(torch.zeros(B), ens(5.0), y, obs, r, 0.5, 9.0).eq(0).all()  # never below 0
+    nan = ens(1.0)
+    nan[0, 0, 0] = float("nan")
+    assert adapt_relaxation(a0, nan, y, obs, r, 0.1, 9.0)[0] == 0.5
+    Eb, Ea = ens(1.0), ens(0.2)
+    for alpha in (0.0, 0.3, torch.tensor([0.0, 0.25, 0.5, 1.0])):
+        out = relax_to_prior_spread(Ea, Eb, alpha)
+        torch.testing.assert_close(out.mean(1), Ea.mean(1))
+        a = alpha.view(B, 1) if isinstance(alpha, torch.Tensor) else alpha
+        torch.testing.assert_close(out.std(1), (1 - a) * Ea.std(1) + a * Eb.std(1), rtol=1e-4, atol=1e-6)
+
+
+def test_relax_mode_leaves_the_prior_alone_and_relaxes_the_analysis(tiny_cfg_file, tiny_data):
+    """spread_adapt relax: the agent's prior is its forecast (no inflation), each env's alpha starts at 0 with every
+    episode and moves with the observation about to be assimilated, the analysis is relaxed towards the prior spread by
+    it, the teachers still see the fixed-inflation prior, and alpha is part of the env's state (resume)."""
+    from enkf.env import EnKFVecEnv
+    from enkf.filters import adapt_relaxation
+
+    _, _, _, d = tiny_data
+    cfg = load_config(tiny_cfg_file, {"agent_inflation": 1.2, "spread_adapt": "relax", "inflation_adapt": 0.25})
+    env = EnKFVecEnv(cfg, d, 4, seed=0)
+    env.reset()
+    p, t = env.path, env.t
+    torch.testing.assert_close(env.Eb, d.xb[p, t])  # not inflated
+    a1 = adapt_relaxation(torch.zeros(4), d.xb[p, t], d.obs[p, t], env.obs_op, env.r, 0.25, cfg.inflation_adapt_max**2)
+    torch.testing.assert_close(env.alpha, a1)
+    torch.testing.assert_close(env.prior_as_fixed().std(1), env.Eb.std(1) * 1.2)
+    env.alpha[:] = torch.tensor([0.0, 0.25, 0.5, 1.0])
+    shrink = -0.9 * (env.Eb - env.Eb.mean(1, keepdim=True)) / env.nc["increment"][1]  # the anomalies to a tenth
+    xa = env.analysis_from_action(shrink)
+    a = env.alpha.view(4, 1)
+    torch.testing.assert_close(xa.std(1), (1 - a) * 0.1 * env.Eb.std(1) + a * env.Eb.std(1), rtol=1e-3, atol=1e-5)
+    torch.testing.assert_close(env.analysis_from_action(shrink, env.Eb.clone()).std(1), 0.1 * env.Eb.std(1),
+                               rtol=1e-3, atol=1e-5)  # another prior (the warm start's): no alpha  # fmt: skip
+    before = env.alpha.clone()
+    env.step(shrink)
+    assert not torch.equal(env.alpha, before)
+    st = env.state_dict()
+    other = EnKFVecEnv(cfg, d, 4, seed=1)
+    other.load_state_dict(st)
+    torch.testing.assert_close(other.alpha, env.alpha)
+    prior = EnKFVecEnv(dataclasses.replace(cfg, spread_adapt="auto"), d, 4, seed=0)  # not chosen yet: prior inflation
+    prior.reset()
+    assert not torch.allclose(prior.Eb, d.xb[prior.path, prior.t]) and prior.alpha.eq(0).all()
+
+
+def test_the_recipe_chooses_where_the_spread_adapts(tiny_cfg_file, tiny_data, tmp_path, monkeypatch):
+    """choose_spread_adapt: of prior and relax, the lower worst-path RMSE of the untrained gain-gated analysis on
+    training paths 1-4; a set value stays; without adaptive inflation: prior. A training run records the choice in its
+    config.json and checkpoints; an agent file from before the field loads with prior (what it was trained with)."""
+    from enkf.gain import choose_gain_radius, choose_spread_adapt, untrained_scores
+
+    _, data_dir, _, d = tiny_data
+    assert load_config(tiny_cfg_file).spread_adapt == "prior"  # the recipe
+    cfg = choose_gain_radius(load_config(tiny_cfg_file, {"spread_adapt": "auto"}), d)
+    scores = untrained_scores(cfg, d, "spread_adapt", ("prior", "relax"))
+    assert scores["prior"] != scores["relax"]
+    best = min(scores, key=scores.get)
+    assert choose_spread_adapt(cfg, d).spread_adapt == best
+    assert choose_spread_adapt(dataclasses.replace(cfg, spread_adapt="relax"), d).spread_adapt == "relax"
+    assert choose_spread_adapt(dataclasses.replace(cfg, inflation_adapt=0.0), d).spread_adapt == "prior"
+    monkeypatch.setattr(P, "LOGS_ROOT", tmp_path)
+    P.train(*P.parse_args(["--config", str(tiny_cfg_file), "--data-dir", str(data_dir), "--run-name", "sa",
+                           "--total-timesteps", "64", "--no-progress", "--spread-adapt", "auto"]))  # fmt: skip
+    run = json.loads((tmp_path / "tiny" / "runs" / "sa" / "config.json").read_text())
+    assert run["spread_adapt"] == best
+    ck = torch.load(tmp_path / "tiny" / "runs" / "sa" / "checkpoints" / "latest.pt", weights_only=False)
+    assert ck["config"]["spread_adapt"] == best
+    del ck["config"]["spread_adapt"]
+    torch.save(ck, tmp_path / "old.pt")
+    assert P.load_checkpoint(str(tmp_path / "old.pt"))["config"]["spread_adapt"] == "prior"
