@@ -8,13 +8,14 @@ Shapes: states (..., N), ensembles (..., M, N), observations (..., p), series (B
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from configs.defaults import Config
-from enkf.filters import ObsOp
+from enkf.filters import ObsOp, adapt_relaxation, make_analysis, post_process
 from models import Forecaster, ks
 
 
@@ -108,6 +109,22 @@ def cycle(Eb0, y, truth, fc, analysis, progress=False, desc="") -> dict:
         rm[:, t], sp[:, t], mean0[t] = rmse(m, truth[:, t]), spread(Ea) if Ea.shape[-2] > 1 else 0.0, m[0]
         Eb = fc(Ea)
     return {"rmse": rm.numpy(), "spread": sp.numpy(), "mean": mean0.numpy()}
+
+
+def cycle_adaptive(cfg: Config, m: str, Eb0, y, truth, fc, gen: torch.Generator, rotate: bool) -> dict:
+    """cycle() with filter m (etkf, or letkf at the config's half-width) untuned: no prior inflation, the analysis
+    relaxed towards the prior spread by alpha (B,), which starts at 0 and moves each cycle by inflation_adapt times the
+    log of the innovation estimate (enkf.filters.adapt_relaxation): adaptive RTPS (Ying & Zhang 2015; Kotsuki et al.
+    2017), optionally with random rotation of the anomalies. Also returns seconds per cycle."""
+    obs, r = obs_setup(cfg)
+    base, alpha = make_analysis(m, obs, r, 1.0, cfg.loc_radius, cfg.periodic), [torch.zeros(Eb0.shape[0])]
+
+    def an(Eb, yt):  # Eb (B, M, N), yt (B, p)
+        alpha[0] = adapt_relaxation(alpha[0], Eb, yt, obs, r, cfg.inflation_adapt, cfg.inflation_adapt_max**2)
+        return post_process(base(Eb, yt), Eb, 1.0, alpha[0], rotate, gen)
+
+    t0 = time.time()
+    return cycle(Eb0, y, truth, fc, an) | {"seconds": (time.time() - t0) / y.shape[1]}
 
 
 def time_mean(series: torch.Tensor, burn_in: int) -> torch.Tensor:

@@ -32,7 +32,7 @@ import torch
 
 from configs.defaults import LOGS_ROOT, Config, ConfigError, load_config
 from enkf import io
-from enkf.cycle import cycle, make_forecaster, obs_setup, rmse, spread, survived  # noqa: F401 (survived: re-exported)
+from enkf.cycle import cycle, cycle_adaptive, make_forecaster, obs_setup, rmse, spread, survived  # noqa: F401 (survived)
 from enkf.data import DataError, PathData, ensure_data
 from enkf.tuned import (  # noqa: F401 (EvalSet, heldout_set are re-exported for scripts/evaluate.py)
     METHODS,
@@ -49,6 +49,7 @@ from enkf.tuned import (  # noqa: F401 (EvalSet, heldout_set are re-exported for
 
 CLASSICAL = ("free_run", "obs_only", "nudging", "pertobs", "eakf", "etkf", "letkf")
 TUNABLE = METHODS
+ADAPTIVE = ("etkf", "letkf")  # run untuned with adaptive relaxation to prior spread as well (run_adaptive)
 NUDGING_GAINS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
@@ -127,6 +128,8 @@ def summarize(res: dict, burn_in: int, ref: float | None) -> dict:
 
 def label(r: dict, cfg: Config) -> str:
     m, p = r["method"], r["param"]
+    if str(r.get("variant", "")).startswith("adaptive"):
+        return f"{m} ({r['variant']}, untuned)"
     if m in TUNABLE:
         st = r.get("setting") or Setting(m, inflation=p, radius=r.get("radius"))
         st = Setting.from_dict(st) if isinstance(st, dict) else st
@@ -143,9 +146,10 @@ def label(r: dict, cfg: Config) -> str:
 
 def best_reference(rows: list[dict]) -> dict | None:
     """The best classical filter of a set: of the tunable filters' rows (tuned, and at the config's inflation: a
-    tuning on 4 paths can pick a setting that a burst makes worse on held-out data than the config's), the one
-    with the lowest RMSE that kept every path."""
-    rows = [r for r in rows if r.get("variant") in ("tuned", "config", "config = tuned") and "error" not in r
+    tuning on 4 paths can pick a setting that a burst makes worse on held-out data than the config's) and the untuned
+    adaptive-RTPS rows (run_adaptive), the one with the lowest RMSE that kept every path."""
+    rows = [r for r in rows if (r.get("variant") in ("tuned", "config", "config = tuned")
+            or str(r.get("variant", "")).startswith("adaptive")) and "error" not in r
             and r["paths_survived"] == r["paths"] and math.isfinite(r["rmse"])]  # fmt: skip
     return min(rows, key=lambda r: r["rmse"]) if rows else None
 
@@ -154,7 +158,7 @@ def table(rows: list[dict], cfg: Config, title: str) -> list[str]:
     f = lambda x, d=4: "–" if x is None or not math.isfinite(x) else f"{x:.{d}f}"  # noqa: E731
     best = best_reference(rows)
     tref = best["rmse"] if best else None
-    out = [f"#### {title}", "", f"Best filter (lowest RMSE of the EAKF/ETKF/LETKF/PertObs rows, tuned or at the config's inflation, every path kept): "
+    out = [f"#### {title}", "", f"Best filter (lowest RMSE of the EAKF/ETKF/LETKF/PertObs rows, tuned, at the config's inflation or adaptive RTPS, every path kept): "
            f"{label(best, cfg) if best else 'none'}.", "",
            "| method | analysis RMSE (mean ± std over paths) | ratio to config EnKF | ratio to best filter | "
            "spread/RMSE | cycles survived (min) | paths survived | ms per cycle (all paths) |",
@@ -198,26 +202,8 @@ def figures(cfg: Config, s: EvalSet, raws: list[dict], rows: list[dict], nens_ro
     figs["hovmoller"] = plots.hovmoller(fields, f"{cfg.name}, {s.name}: first 200 cycles", out / "hovmoller.png")
     sizes = sorted({M for pts in nens_rows.values() for M, _ in pts})
     if len(sizes) > 1:
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(7.5, 4.5))
-        st = plots.styles(nens_rows)
-        for name, pts in nens_rows.items():
-            xs = [M for M, r in pts if math.isfinite(r.get("rmse", float("nan")))]
-            ys = [r["rmse"] for M, r in pts if math.isfinite(r.get("rmse", float("nan")))]
-            es = [r["rmse_std"] for M, r in pts if math.isfinite(r.get("rmse", float("nan")))]
-            if xs and name not in ("free_run",):
-                ax.errorbar(xs, ys, yerr=es, marker="o", ms=3, capsize=2, label=name, **st[name])
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(sizes, [str(M) for M in sizes])
-        ax.minorticks_off()
-        ax.set_yscale("log")
-        ax.set_xlabel("ensemble size N_ens")
-        ax.set_ylabel("time-mean analysis RMSE")
-        ax.set_title(f"{cfg.name}: held-out set, RMSE vs ensemble size (diverged runs omitted)")
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7, ncol=2, title="dashed: configured setting, solid: tuned", title_fontsize=7)
-        figs["rmse_vs_nens"] = plots._save(fig, out / "rmse_vs_nens.png")
+        title = f"{cfg.name}: held-out set, RMSE vs ensemble size (diverged runs omitted)"
+        figs["rmse_vs_nens"] = plots.rmse_vs_nens(nens_rows, sizes, title, out / "rmse_vs_nens.png")
     return {k: str(v) for k, v in figs.items()}
 
 
@@ -240,6 +226,15 @@ def run_stochastic(cfg: Config, sts: list[Setting], s: EvalSet, fc, seed: int) -
             r = r | {k: np.mean([x[k] for x in res], 0) for k in ("rmse", "spread")} | {"repeats": reps}
         out.append(r)
     return out
+
+
+def run_adaptive(cfg: Config, m: str, s: EvalSet, fc, seed: int, rotate: bool) -> dict:
+    """enkf.cycle.cycle_adaptive on set s (REPEATS streams with rotation, averaged path by path, as run_stochastic)."""
+    reps = REPEATS if rotate else 1
+    res = [cycle_adaptive(cfg, m, s.xb[:, 0], s.y, s.truth, fc, torch.Generator().manual_seed(seed * 100 + 90 + k), rotate)
+           for k in range(reps)]  # fmt: skip
+    out = res[0] | {k: np.mean([x[k] for x in res], 0) for k in ("rmse", "spread")}
+    return out | dict(method=m, param=1.0, variant="adaptive RTPS" + (", rotation" if rotate else ""), repeats=reps)
 
 
 def run_methods(cfg: Config, methods, agents, s: EvalSet, tuned: dict, fc, gen, burn_in,
@@ -272,6 +267,8 @@ def run_methods(cfg: Config, methods, agents, s: EvalSet, tuned: dict, fc, gen, 
             raws += res
         else:
             raws += run_classical(cfg, m, [1.0], s, fc, gen, burn_in)
+    for m in [m for m in ADAPTIVE if m in methods and (m == "etkf" or cfg.data_filter == m)]:  # letkf: if localized
+        raws += [run_adaptive(cfg, m, s, fc, seed, rot) for rot in (False, True)]
     for ag in agents:
         raws.append(run_agent(ag, cfg, s, fc))
     ref = next(
@@ -346,7 +343,7 @@ def evaluate(cfg: Config, agents, methods, n_ens, paths, cycles, tune_paths, tun
             for r in rows:
                 r["ratio_to_best"] = r["rmse"] / best["rmse"] if best and "rmse" in r else float("nan")
             if s.name.startswith("held-out") and best:
-                report["best"][str(M)] = {"label": label(best, cM), "rmse": best["rmse"], "setting": best["setting"]}
+                report["best"][str(M)] = dict(label=label(best, cM), rmse=best["rmse"], setting=best.get("setting"))
             if M == cfg.N_ens:
                 md += table(rows, cM, f"{s.name}, N_ens = {M}, {s.y.shape[1]} cycles")
             if s.name.startswith("held-out"):

@@ -141,3 +141,24 @@ def data_plots(cfg, arrays: dict, res: dict, report: dict, folder: Path, spin_th
     ax.set_ylabel("x_0")
     ax.set_title(f"{cfg.name}: spin-up trajectory (every 100th step of the later half)")
     _save(fig, folder / "spinup.png")
+
+
+def rmse_vs_nens(nens_rows: dict, sizes: list[int], title: str, path: Path) -> Path:
+    """Time-mean RMSE (± std over paths) against the ensemble size, one line per method: {name: [(N_ens, row)]}."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    st = styles(nens_rows)
+    for name, pts in nens_rows.items():
+        pts = [(M, r) for M, r in pts if np.isfinite(r.get("rmse", np.nan))]
+        if pts and name != "free_run":
+            ax.errorbar([M for M, _ in pts], [r["rmse"] for _, r in pts], yerr=[r["rmse_std"] for _, r in pts],
+                        marker="o", ms=3, capsize=2, label=name, **st[name])  # fmt: skip
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sizes, [str(M) for M in sizes])
+    ax.minorticks_off()
+    ax.set_yscale("log")
+    ax.set_xlabel("ensemble size N_ens")
+    ax.set_ylabel("time-mean analysis RMSE")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, ncol=2, title="dashed: configured setting, solid: tuned", title_fontsize=7)
+    return _save(fig, path)

@@ -1,6 +1,7 @@
 """The benchmark suite (enkf/evaluate.py for the filters, scripts/evaluate.py for agents), fine-tuning with
 --init-from, and the pretrained export."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -236,3 +237,36 @@ def test_a_filter_row_does_not_depend_on_the_other_methods_and_averages_its_stre
             for k in range(E.REPEATS)]  # fmt: skip
     np.testing.assert_allclose(a["rmse"], np.mean(runs, 0), rtol=1e-6)
     assert not np.allclose(runs[0], runs[1])  # the streams differ
+
+
+def test_adaptive_rtps_rows_join_the_best_filter_and_average_their_streams(tiny_data):
+    """The untuned adaptive-RTPS filter (enkf.cycle.cycle_adaptive) runs beside the tuned rows: the ETKF always, the
+    LETKF only where the config's data filter is the LETKF; with rotation it is the mean of REPEATS streams; it beats
+    the observations alone; best_reference may pick it, but not when it lost a path."""
+    from enkf.cycle import cycle_adaptive
+
+    cfg = tiny_data[0]
+    fc = make_forecaster(cfg)
+    s = E.heldout_set(cfg, "h", paths=2, cycles=60, seed=3, fc=fc, progress=False)
+    raws, rows = E.run_methods(cfg, ["obs_only", "eakf", "etkf", "letkf"], [], s, {}, fc, torch.Generator(), 20, seed=5)
+    ad = {r["variant"]: (raw, r) for raw, r in zip(raws, rows, strict=True) if str(r["variant"]).startswith("adaptive")}
+    assert set(ad) == {
+        "adaptive RTPS",
+        "adaptive RTPS, rotation",
+    }  # the tiny config's data filter is the EAKF: no LETKF
+    assert all(raw["method"] == "etkf" for raw, _ in ad.values())
+    assert E.label(ad["adaptive RTPS, rotation"][1], cfg) == "etkf (adaptive RTPS, rotation, untuned)"
+    obs_only = next(r for r in rows if r["method"] == "obs_only")
+    assert ad["adaptive RTPS"][1]["rmse"] < obs_only["rmse"]
+    raw = ad["adaptive RTPS, rotation"][0]
+    assert raw["repeats"] == E.REPEATS
+    runs = [cycle_adaptive(cfg, "etkf", s.xb[:, 0], s.y, s.truth, fc, torch.Generator().manual_seed(500 + 90 + k), True)
+            for k in range(E.REPEATS)]  # fmt: skip
+    np.testing.assert_allclose(raw["rmse"], np.mean([x["rmse"] for x in runs], 0), rtol=1e-6)
+    loc = dataclasses.replace(cfg, data_filter="letkf")
+    _, rows_l = E.run_methods(loc, ["etkf", "letkf"], [], s, {}, fc, torch.Generator(), 20, seed=5)
+    assert {r["method"] for r in rows_l if str(r["variant"]).startswith("adaptive")} == {"etkf", "letkf"}
+    best = dict(ad["adaptive RTPS"][1], rmse=1e-3)
+    tuned = dict(next(r for r in rows if r["method"] == "etkf" and r["variant"] != "adaptive RTPS"), rmse=1.0)
+    assert E.best_reference([tuned, best]) is best
+    assert E.best_reference([tuned, dict(best, paths_survived=best["paths"] - 1)]) is tuned

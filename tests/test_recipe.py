@@ -103,10 +103,12 @@ def test_eval_all_writes_one_table_with_seed_means(tiny_cfg_file, tiny_data, tmp
     assert tiny["seeds"] == 2 and len(tiny["per_seed"]) == 2 and tiny["agent_rmse_std"] is not None
     assert tiny["agent_rmse"] == pytest.approx(np.mean(tiny["per_seed"]))
     assert tiny["ratio"] == pytest.approx(tiny["agent_rmse"] / tiny["best_filter_rmse"])
+    assert tiny["ratio_grid"] == pytest.approx(tiny["agent_rmse"] / tiny["best_grid_rmse"])
+    assert tiny["best_grid_rmse"] >= tiny["best_filter_rmse"] and "adaptive" not in tiny["best_grid_filter"]
     assert set(tiny["nens_ratio"]) == {"4", "8"} and tiny["best_filter"].split(" ")[0] in T.METHODS
     assert "agent_rmse" not in other
     md = out.read_text()
-    assert "| tiny |" in md and "no shipped agent" in md and "ratio N_ens 4" in md
+    assert "| tiny |" in md and "no shipped agent" in md and "ratio N_ens 4" in md and "best grid-tuned" in md
     assert tiny["not_tuned"] == [16] and "no committed tuned filters at N_ens 16" in md  # not tuned here: left out
 
 
