@@ -58,7 +58,7 @@ stop: ## SIGTERM every training (each checkpoints, then exits) and the backgroun
 eval: install ## benchmark suite on held-out data: filters + agent CHECKPOINT (default pretrained/<config>.pt)
 	$(PY) scripts/evaluate.py --config $(CONFIG) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT)) $(ARGS)
 
-eval-all: install ## every shipped agent (seed mean) vs the best tuned filter on its held-out set: docs/eval_all.md
+eval-all: install ## every shipped agent (seed mean) vs the best filter (tuned or adaptive RTPS) on its held-out set: docs/eval_all.md
 	$(PY) scripts/eval_all.py --jobs 2 $(ARGS)
 
 eval-path0: install ## evaluate CHECKPOINT on held-out path 0 only (plots + summary beside the run)

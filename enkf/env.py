@@ -236,16 +236,14 @@ class EnKFVecEnv:
         be assimilated, clipped to [1, inflation_adapt_max^2], of which inflation_adapt_scale of the excess over 1
         counts. The estimate uses the forecast and the observations only, as a filter would at analysis time. With
         spread_adapt relax the prior is the forecast itself and the estimate moves each env's relaxation alpha."""
+        ids = slice(None) if ids is None else ids
         if self.relax:
-            ids = slice(None) if ids is None else ids
             if y is not None:
-                self.alpha[ids] = adapt_relaxation(
-                    self.alpha[ids], Eb, y, self.obs_op, self.r, self.adapt, self.adapt_max2
-                )
+                self.alpha[ids] = adapt_relaxation(self.alpha[ids], Eb, y, self.obs_op, self.r, self.adapt,
+                                                   self.adapt_max2)  # fmt: skip
             return Eb
         if self.adapt == 0:
             return Eb if self.agent_infl == 1 else inflate(Eb, self.agent_infl)
-        ids = slice(None) if ids is None else ids
         if y is None:  # no observation: the env's current factor
             return inflate(Eb, self.lam2[ids].sqrt())
         self.lam2[ids] = adapt_inflation(self.lam2[ids], Eb, y, self.obs_op, self.r, self.adapt, self.adapt_max2,

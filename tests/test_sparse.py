@@ -171,10 +171,12 @@ def test_evaluate_tunes_the_letkf_radius_and_reports_it(sparse, tmp_path):
     rad = rep["tuned_settings"][str(cfg.N_ens)]["letkf"]["radius"]
     assert rad in (1.0, 2.0)
     rows = next(iter(rep["sets"].values()))
-    lt = [r for r in rows if r["method"] == "letkf"]
+    lt = [r for r in rows if r["method"] == "letkf" and not str(r["variant"]).startswith("adaptive")]
     assert lt[0]["setting"]["radius"] == cfg.loc_radius and lt[-1]["setting"]["radius"] == rad
+    ad = [r["variant"] for r in rows if r["method"] == "letkf" and str(r["variant"]).startswith("adaptive")]
+    assert ad == ["adaptive RTPS", "adaptive RTPS, rotation"]  # the data filter is the LETKF: its adaptive rows run
     md = (tmp_path / "eval.md").read_text()
-    assert f"radius {rad:g}" in md and "obs_only" in md and "Best filter" in md
+    assert f"radius {rad:g}" in md and "obs_only" in md and "Best filter" in md and "letkf (adaptive RTPS" in md
 
 
 def test_training_on_sparse_observations_runs_and_evaluates(sparse, tmp_path, monkeypatch):
