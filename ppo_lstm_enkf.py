@@ -425,7 +425,7 @@ class Evaluator:
         best, radius = best_setting(cfg), cfg.loc_radius if cfg.data_filter == "letkf" else None
         given = Setting(cfg.data_filter, cfg.teacher_inflation, radius=radius) if cfg.teacher_inflation > 0 else None
         self.best = best[0] if best is not None else given or tuned_setting(cfg)
-        self.base = path_baselines(cfg, data, 0, self.env.fc, obs_setup(cfg)[0], best=self.best)
+        self.base = path_baselines(cfg, data, 0, self.env.fc, obs_setup(cfg)[0], best=self.best, adaptive=True)
 
     def __call__(self, agent: Agent, folder: Path, title: str, step: int | None = None) -> dict:
         was_training, _ = agent.training, agent.eval()

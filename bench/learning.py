@@ -6,8 +6,9 @@ Runs `ppo_lstm_enkf.py` with `--max-minutes M` (the learning rate anneals over t
 limit, and the given seed; the final evaluation runs the deterministic policy over all cycles of path 0.
 Extra flags after `--` go to the training script (e.g. `-- --reward-target truth`).
 Last line: JSON with agent_rmse, enkf_rmse, ratio, best_filter (the best tuned filter: lowest tuning-set score over
-EAKF, ETKF, LETKF and PertObs with their tuned spread controls, configs/tuned/), best_filter_rmse (it on the same
-path), ratio_to_best, obs_only_rmse, nudging_rmse, cycles_survived,
+EAKF, ETKF, LETKF and PertObs with their tuned spread controls, configs/tuned/; or, since 2026-12-06, the untuned
+adaptive-RTPS filter of `make eval` where that is lower on path 0), best_filter_rmse (it on the same path),
+ratio_to_best, obs_only_rmse, nudging_rmse, cycles_survived,
 spread_over_rmse, steps, sps, run.
 Targets (issue 3, L96_1, 30 min): survives 1000/1000; ratio <= 1.00 (stretch 0.90); spread/RMSE in
 [0.7, 1.3]; clearly better than observation-only and the best constant-gain nudging.

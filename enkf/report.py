@@ -10,18 +10,20 @@ import torch
 
 from configs.defaults import Config
 from enkf import io
-from enkf.cycle import rmse, spread
+from enkf.cycle import cycle_adaptive, rmse, spread
 from enkf.data import PathData
 from enkf.filters import ObsOp, make_analysis, obs_only
 
 NUDGING_GAINS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
-def path_baselines(cfg: Config, data: PathData, path: int, fc, obs: ObsOp, best=None) -> dict:
+def path_baselines(cfg: Config, data: PathData, path: int, fc, obs: ObsOp, best=None, adaptive=False) -> dict:
     """RMSE-vs-truth series (T,) on `path` for the stored EnKF (analysis and forecast), observation-only,
     free run, the best constant-gain nudging xa = xb + g (y - H xb) (g from NUDGING_GAINS) and, if `best` (an
-    enkf.tuned.Setting: the best tuned filter) is given, that filter ("best_filter"), all started from the stored
-    first background of the path. `fc` must accept (1, M, N) batches."""
+    enkf.tuned.Setting: the best tuned filter) is given, that filter ("best_filter") or, with adaptive and where lower on this path, the
+    untuned adaptive-RTPS filter of `make eval` (enkf.cycle.cycle_adaptive: the ETKF, and the LETKF where it is the
+    data filter, with and without rotation; 3 streams with), all started from the stored first background of the
+    path. `fc` must accept (1, M, N) batches."""
     truth, y = data.truth[path], data.obs[path]  # (T, N), (T, p)
     T = truth.shape[0]
     out = {
@@ -49,6 +51,14 @@ def path_baselines(cfg: Config, data: PathData, path: int, fc, obs: ObsOp, best=
         out[name] = series
         if name == "best_filter":
             out["best_filter_spread"] = sp
+    for m in ("etkf", "letkf") if best is not None and adaptive else ():
+        for rot in (False, True) if m == "etkf" or cfg.data_filter == m else ():
+            runs = [cycle_adaptive(cfg, m, xb0, y[None], truth[None], fc, torch.Generator().manual_seed(cfg.data_seed + k),
+                                   rot) for k in range(3 if rot else 1)]  # fmt: skip
+            rm, sp = (np.mean([r[k][0] for r in runs], 0) for k in ("rmse", "spread"))
+            if np.isfinite(rm).all() and rm[cfg.burn_in :].mean() < out["best_filter"][cfg.burn_in :].mean():
+                out.update(best_filter=rm, best_filter_spread=sp, best_filter_label=f"{m} (adaptive RTPS"
+                           + (", rotation" if rot else "") + ", untuned)")  # fmt: skip
     # nudging of a single state (the background mean), one gain per "member" slot of the (1, M, N) batch
     G = len(NUDGING_GAINS)
     M = xb0.shape[1]
