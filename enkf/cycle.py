@@ -113,14 +113,14 @@ def cycle(Eb0, y, truth, fc, analysis, progress=False, desc="") -> dict:
 
 def cycle_adaptive(cfg: Config, m: str, Eb0, y, truth, fc, gen: torch.Generator, rotate: bool) -> dict:
     """cycle() with filter m (etkf, or letkf at the config's half-width) untuned: no prior inflation, the analysis
-    relaxed towards the prior spread by alpha (B,), which starts at 0 and moves each cycle by inflation_adapt times the
-    log of the innovation estimate (enkf.filters.adapt_relaxation): adaptive RTPS (Ying & Zhang 2015; Kotsuki et al.
+    relaxed towards the prior spread by alpha (B,), which starts at 0 and moves each cycle by inflation_adapt (0.05 where
+    the config sets 0) times the log of the innovation estimate (enkf.filters.adapt_relaxation): adaptive RTPS (Ying & Zhang 2015; Kotsuki et al.
     2017), optionally with random rotation of the anomalies. Also returns seconds per cycle."""
     obs, r = obs_setup(cfg)
     base, alpha = make_analysis(m, obs, r, 1.0, cfg.loc_radius, cfg.periodic), [torch.zeros(Eb0.shape[0])]
 
     def an(Eb, yt):  # Eb (B, M, N), yt (B, p)
-        alpha[0] = adapt_relaxation(alpha[0], Eb, yt, obs, r, cfg.inflation_adapt, cfg.inflation_adapt_max**2)
+        alpha[0] = adapt_relaxation(alpha[0], Eb, yt, obs, r, cfg.inflation_adapt or 0.05, cfg.inflation_adapt_max**2)
         return post_process(base(Eb, yt), Eb, 1.0, alpha[0], rotate, gen)
 
     t0 = time.time()
