@@ -57,8 +57,9 @@ def test_imitation_warm_start_learns_the_filter(tiny_cfg_file, tiny_data, tmp_pa
     loss = [e.value for e in ea.Scalars("imitation/loss")]
     assert len(loss) > 0.9 * 8192 // (8 * 8) and np.mean(loss[-10:]) < 0.5 * np.mean(loss[:10])  # one per iteration
     assert out["cycles_survived"] == out["cycles"]
-    # from an increment of ~0 (the forecast: free run 1.7) to within reach of the filter it imitates
-    assert out["agent_rmse"] < 0.8 * out["obs_only_rmse"] and out["agent_rmse"] < 1.6 * out["best_filter_rmse"]
+    # from an increment of ~0 (the forecast: free run 1.7) to within reach of the filter it imitates (nothing tuned on
+    # file for the tiny config: the data filter at the teacher inflation, i.e. the stored EnKF)
+    assert out["agent_rmse"] < 0.8 * out["obs_only_rmse"] and out["agent_rmse"] < 1.6 * out["enkf_rmse"]
     cfg = json.loads((tmp_path / "tiny" / "runs" / "imi" / "config.json").read_text())
     assert cfg["imitation_fraction"] == 1.0
 

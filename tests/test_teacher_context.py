@@ -219,8 +219,11 @@ def test_member_mix_training_run_and_eval(tiny_cfg_file, tiny_data, tmp_path, mo
     assert saved["agent_inflation"] == saved["teacher_inflation"] == 1.5  # resolved: the tiny config's teacher
     evals = [json.loads(x) for x in (run / "evals.jsonl").read_text().splitlines()]
     assert evals[-1]["final"] and evals[-1]["step"] == out["steps"]
-    # nothing on file for the tiny config: the reference is the data filter at the given teacher inflation
-    assert evals[-1]["best_filter"] == "eakf (inflation 1.5)" and np.isfinite(evals[-1]["best_filter_rmse"])
+    # nothing on file for the tiny config: the reference is the data filter at the given teacher inflation (the stored
+    # EnKF), or the untuned adaptive-RTPS ETKF where that is lower on path 0
+    ev = evals[-1]
+    assert ev["best_filter"] == "eakf (inflation 1.5)" or ev["best_filter"].startswith("etkf (adaptive RTPS")
+    assert np.isfinite(ev["best_filter_rmse"]) and ev["best_filter_rmse"] <= 1.003 * ev["enkf_rmse"]
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     ea = EventAccumulator(str(run))
