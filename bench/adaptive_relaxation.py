@@ -6,9 +6,9 @@ Each cycle, per path, alpha moves by inflation_adapt * ln(estimate) (enkf.filter
 estimate of Desroziers et al. 2005, integrated in the log so that it settles where the estimate's geometric mean is 1)
 and the analysis anomalies are relaxed towards the prior spread by alpha (RTPS, Whitaker & Hamill 2012): the adaptive
 RTPS of the literature (Ying & Zhang 2015; Kotsuki et al. 2017), with nothing tuned. No prior inflation. The filter is
-the ETKF (global configs) or the LETKF at the config's half-width (localized configs), with and without random
-rotation of the anomalies; a row with rotation is the mean of enkf.evaluate.REPEATS random streams, path by path, as
-in `make eval`. The held-out set is the one of scripts/eval_all.py (10 truths x 1000 cycles, seed data_seed + 104729,
+the ETKF (global configs) or the LETKF at the config's half-width (where it is the data filter), with and without
+random rotation of the anomalies (enkf.cycle.cycle_adaptive); a row with rotation is the mean of enkf.cycle.REPEATS
+random streams, path by path, as in `make eval`. The held-out set is the one of scripts/eval_all.py (10 truths x 1000 cycles, seed data_seed + 104729,
 N_ens of the config) and the time means start at cycle burn_in, so the figures stand beside docs/eval_all.json's best
 grid-tuned filter and agent mean, which are printed with them. Prints one line per filter and a JSON summary at the end.
 """
@@ -19,35 +19,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from configs.defaults import load_config  # noqa: E402
-from enkf.cycle import cycle, make_forecaster, obs_setup  # noqa: E402
-from enkf.evaluate import REPEATS  # noqa: E402
-from enkf.filters import adapt_relaxation, make_analysis, post_process  # noqa: E402
+from enkf.cycle import REPEATS, adaptive_methods, cycle_adaptive, make_forecaster  # noqa: E402
 from enkf.tuned import heldout_set  # noqa: E402
-
-
-def run(cfg, s, fc, method: str, rotate: bool, seed: int) -> dict:
-    """The filter with adaptive relaxation on every path of s, from its first background: rmse, spread (P, T), alpha."""
-    obs, r = obs_setup(cfg)
-    base = make_analysis(method, obs, r, 1.0, cfg.loc_radius, cfg.periodic)
-    gen = torch.Generator().manual_seed(seed)
-    state = {"alpha": torch.zeros(s.P), "trace": []}
-
-    def an(Eb, y):  # Eb (P, M, N), y (P, p)
-        state["alpha"] = adapt_relaxation(
-            state["alpha"], Eb, y, obs, r, cfg.inflation_adapt, cfg.inflation_adapt_max**2
-        )
-        state["trace"].append(float(state["alpha"].mean()))
-        return post_process(base(Eb, y), Eb, 1.0, state["alpha"], rotate, gen)
-
-    out = cycle(s.xb[:, 0].float(), s.y.float(), s.truth.float(), fc, an)
-    out["alpha"] = float(np.mean(state["trace"][cfg.burn_in :]))
-    return out
 
 
 def main() -> None:
@@ -65,15 +43,15 @@ def main() -> None:
         seed = cfg.data_seed + 104729  # the held-out set of scripts/eval_all.py
         s = heldout_set(cfg, "held-out set (10 paths)", 10, 1000, seed, fc, progress=False)
         burn = min(cfg.burn_in, 500)
-        method = "letkf" if (cfg.obs_stride > 1 or cfg.model == "ks") else "etkf"
+        method = adaptive_methods(cfg)[-1]  # the LETKF where it is the data filter, else the ETKF
         b = best.get(name, {})
         for rotate in (False, True):
-            reps = [run(cfg, s, fc, method, rotate, seed + k) for k in range(REPEATS if rotate else 1)]
-            rm = np.mean([x["rmse"] for x in reps], 0)[:, burn:].mean(1)  # (P,) time mean per path
-            sp = np.mean([x["spread"] for x in reps], 0)[:, burn:].mean(1)
+            seeds = [seed + k for k in range(REPEATS if rotate else 1)]
+            run = cycle_adaptive(cfg, method, s.xb[:, 0], s.y, s.truth, fc, seeds, rotate)
+            rm, sp = run["rmse"][:, burn:].mean(1), run["spread"][:, burn:].mean(1)  # (P,) time mean per path
             row = dict(config=name, filter=f"{method} + adaptive relaxation" + (" + rotation" if rotate else ""),
                        rmse=float(rm.mean()), worst_path=float(rm.max()), spread_over_rmse=float((sp / rm).mean()),
-                       alpha=float(np.mean([x["alpha"] for x in reps])), best_tuned=b.get("best_grid_filter", b.get("best_filter")),
+                       alpha=float(run["alpha"][cfg.burn_in :].mean()), best_tuned=b.get("best_grid_filter", b.get("best_filter")),
                        best_tuned_rmse=b.get("best_grid_rmse", b.get("best_filter_rmse")), agent_rmse=b.get("agent_rmse"))  # fmt: skip
             row["ratio_to_best_tuned"] = row["rmse"] / row["best_tuned_rmse"] if b else None
             row["agent_ratio_to_this"] = b["agent_rmse"] / row["rmse"] if b else None

@@ -111,20 +111,39 @@ def cycle(Eb0, y, truth, fc, analysis, progress=False, desc="") -> dict:
     return {"rmse": rm.numpy(), "spread": sp.numpy(), "mean": mean0.numpy()}
 
 
-def cycle_adaptive(cfg: Config, m: str, Eb0, y, truth, fc, gen: torch.Generator, rotate: bool) -> dict:
+REPEATS = 3  # random streams of a filter with a random part (rotation, perturbed observations), averaged
+
+
+def adaptive_methods(cfg: Config) -> tuple[str, ...]:
+    """The filters that run untuned with adaptive RTPS (cycle_adaptive): the ETKF, and the LETKF where it is the
+    config's data filter (a localized config)."""
+    return ("etkf",) + (("letkf",) if cfg.data_filter == "letkf" else ())
+
+
+def cycle_adaptive(cfg: Config, m: str, Eb0, y, truth, fc, seeds, rotate: bool) -> dict:
     """cycle() with filter m (etkf, or letkf at the config's half-width) untuned: no prior inflation, the analysis
     relaxed towards the prior spread by alpha (B,), which starts at 0 and moves each cycle by inflation_adapt (0.05 where
-    the config sets 0) times the log of the innovation estimate (enkf.filters.adapt_relaxation): adaptive RTPS (Ying & Zhang 2015; Kotsuki et al.
-    2017), optionally with random rotation of the anomalies. Also returns seconds per cycle."""
+    the config sets 0) times the log of the innovation estimate (enkf.filters.adapt_relaxation): adaptive RTPS (Ying &
+    Zhang 2015; Kotsuki et al. 2017), optionally with random rotation of the anomalies. One run per seed of `seeds` (its
+    generator draws the rotations); rmse, spread (B, T) and alpha (T,: the mean over the batch) are averaged over the
+    runs, cycle by cycle; mean and seconds per cycle are the first run's; variant names the row."""
     obs, r = obs_setup(cfg)
-    base, alpha = make_analysis(m, obs, r, 1.0, cfg.loc_radius, cfg.periodic), [torch.zeros(Eb0.shape[0])]
+    base, runs = make_analysis(m, obs, r, 1.0, cfg.loc_radius, cfg.periodic), []
+    for seed in seeds:
+        gen, alpha, trace = torch.Generator().manual_seed(seed), [torch.zeros(Eb0.shape[0])], []
 
-    def an(Eb, yt):  # Eb (B, M, N), yt (B, p)
-        alpha[0] = adapt_relaxation(alpha[0], Eb, yt, obs, r, cfg.inflation_adapt or 0.05, cfg.inflation_adapt_max**2)
-        return post_process(base(Eb, yt), Eb, 1.0, alpha[0], rotate, gen)
+        def an(Eb, yt, gen=gen, alpha=alpha, trace=trace):  # Eb (B, M, N), yt (B, p)
+            alpha[0] = adapt_relaxation(
+                alpha[0], Eb, yt, obs, r, cfg.inflation_adapt or 0.05, cfg.inflation_adapt_max**2
+            )
+            trace.append(alpha[0].mean())
+            return post_process(base(Eb, yt), Eb, 1.0, alpha[0], rotate, gen)
 
-    t0 = time.time()
-    return cycle(Eb0, y, truth, fc, an) | {"seconds": (time.time() - t0) / y.shape[1]}
+        t0 = time.time()
+        out = cycle(Eb0, y, truth, fc, an)
+        runs.append(out | {"seconds": (time.time() - t0) / y.shape[1], "alpha": torch.stack(trace).double().numpy()})
+    out = runs[0] | {k: np.mean([x[k] for x in runs], 0) for k in ("rmse", "spread", "alpha")}
+    return out | {"variant": "adaptive RTPS" + (", rotation" if rotate else ""), "repeats": len(runs)}
 
 
 def time_mean(series: torch.Tensor, burn_in: int) -> torch.Tensor:

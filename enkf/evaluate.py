@@ -32,7 +32,17 @@ import torch
 
 from configs.defaults import LOGS_ROOT, Config, ConfigError, load_config
 from enkf import io
-from enkf.cycle import cycle, cycle_adaptive, make_forecaster, obs_setup, rmse, spread, survived  # noqa: F401 (survived)
+from enkf.cycle import (  # noqa: F401 (survived, REPEATS: re-exported)
+    REPEATS,
+    adaptive_methods,
+    cycle,
+    cycle_adaptive,
+    make_forecaster,
+    obs_setup,
+    rmse,
+    spread,
+    survived,
+)
 from enkf.data import DataError, PathData, ensure_data
 from enkf.tuned import (  # noqa: F401 (EvalSet, heldout_set are re-exported for scripts/evaluate.py)
     METHODS,
@@ -49,7 +59,6 @@ from enkf.tuned import (  # noqa: F401 (EvalSet, heldout_set are re-exported for
 
 CLASSICAL = ("free_run", "obs_only", "nudging", "pertobs", "eakf", "etkf", "letkf")
 TUNABLE = METHODS
-ADAPTIVE = ("etkf", "letkf")  # run untuned with adaptive relaxation to prior spread as well (run_adaptive)
 NUDGING_GAINS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
@@ -207,9 +216,6 @@ def figures(cfg: Config, s: EvalSet, raws: list[dict], rows: list[dict], nens_ro
     return {k: str(v) for k, v in figs.items()}
 
 
-REPEATS = 3  # random streams of a filter with a random part (rotation, perturbed observations), averaged
-
-
 def run_stochastic(cfg: Config, sts: list[Setting], s: EvalSet, fc, seed: int) -> list[dict]:
     """run_settings with a generator of the filter's own (seed, method), so a row never depends on which other methods
     ran; a setting with a random part (rotation, or PertObs) runs on REPEATS streams and its RMSE and spread are
@@ -230,11 +236,8 @@ def run_stochastic(cfg: Config, sts: list[Setting], s: EvalSet, fc, seed: int) -
 
 def run_adaptive(cfg: Config, m: str, s: EvalSet, fc, seed: int, rotate: bool) -> dict:
     """enkf.cycle.cycle_adaptive on set s (REPEATS streams with rotation, averaged path by path, as run_stochastic)."""
-    reps = REPEATS if rotate else 1
-    res = [cycle_adaptive(cfg, m, s.xb[:, 0], s.y, s.truth, fc, torch.Generator().manual_seed(seed * 100 + 90 + k), rotate)
-           for k in range(reps)]  # fmt: skip
-    out = res[0] | {k: np.mean([x[k] for x in res], 0) for k in ("rmse", "spread")}
-    return out | dict(method=m, param=1.0, variant="adaptive RTPS" + (", rotation" if rotate else ""), repeats=reps)
+    seeds = [seed * 100 + 90 + k for k in range(REPEATS if rotate else 1)]
+    return cycle_adaptive(cfg, m, s.xb[:, 0], s.y, s.truth, fc, seeds, rotate) | dict(method=m, param=1.0)
 
 
 def run_methods(cfg: Config, methods, agents, s: EvalSet, tuned: dict, fc, gen, burn_in,
@@ -267,7 +270,7 @@ def run_methods(cfg: Config, methods, agents, s: EvalSet, tuned: dict, fc, gen, 
             raws += res
         else:
             raws += run_classical(cfg, m, [1.0], s, fc, gen, burn_in)
-    for m in [m for m in ADAPTIVE if m in methods and (m == "etkf" or cfg.data_filter == m)]:  # letkf: if localized
+    for m in [m for m in adaptive_methods(cfg) if m in methods]:
         raws += [run_adaptive(cfg, m, s, fc, seed, rot) for rot in (False, True)]
     for ag in agents:
         raws.append(run_agent(ag, cfg, s, fc))

@@ -114,8 +114,14 @@ def relax_to_prior_spread(Ea: torch.Tensor, Eb: torch.Tensor, alpha, ref: torch.
     the other members of Ea are (an explored analysis relaxed as its deterministic analysis is)."""
     ref = Ea if ref is None else ref
     m = ref.mean(-2, keepdim=True)  # (..., 1, N)
-    sa, sb = ref.std(-2, keepdim=True).clamp_min(1e-8), Eb.std(-2, keepdim=True)  # (..., 1, N)
-    return m + (Ea - m) * (1 + _infl(alpha, Ea) * (sb - sa) / sa)
+    return m + (Ea - m) * _rtps_factor(ref, Eb, alpha, 1e-8)
+
+
+def _rtps_factor(A: torch.Tensor, Eb: torch.Tensor, alpha, eps: float) -> torch.Tensor:
+    """(..., 1, N) the RTPS scale of the anomalies of A (..., M, N) (or of A itself: the spread is about its own mean):
+    1 + alpha (s_b - s_a) / s_a, s_a the spread of A clipped at eps, s_b that of the prior Eb."""
+    sa = A.std(-2, keepdim=True).clamp_min(eps)
+    return 1.0 + _infl(alpha, A) * (Eb.std(-2, keepdim=True) - sa) / sa
 
 
 def eakf(E: torch.Tensor, y: torch.Tensor, obs: ObsOp, r, inflation=1.0) -> torch.Tensor:
@@ -329,9 +335,7 @@ def post_process(Ea: torch.Tensor, Eb: torch.Tensor, post_inflation=1.0, rtps=0.
         rotated = Q @ A
         A = torch.where(_infl(rotate, A).bool(), rotated, A) if is_t(rotate) else rotated
     if rtps_any:
-        sa = A.std(-2, keepdim=True).clamp_min(1e-12)  # (..., 1, N)
-        sb = Eb.std(-2, keepdim=True)
-        A = A * (1.0 + _infl(rtps, A) * (sb - sa) / sa)
+        A = A * _rtps_factor(A, Eb, rtps, 1e-12)
     if post_any:
         A = A * _infl(post_inflation, A)
     return m + A

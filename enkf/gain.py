@@ -57,8 +57,9 @@ def untrained_scores(cfg: Config, data: PathData, field: str, candidates, cycles
 
 
 def _log(cfg: Config, field: str, best, scores: dict) -> None:
-    print(f"[gain] {cfg.name}: {field} {best:g} (worst-path RMSE of the untrained gain-gated analysis on training paths "
-          "1-4: " + ", ".join(f"{v:g}: {s:.4f}" for v, s in scores.items()) + ")", file=sys.stderr)  # fmt: skip
+    g = lambda v: v if isinstance(v, str) else f"{v:g}"  # noqa: E731 - a mode name or a number
+    print(f"[gain] {cfg.name}: {field} {g(best)} (worst-path RMSE of the untrained gain-gated analysis on training paths "
+          "1-4: " + ", ".join(f"{g(v)}: {s:.4f}" for v, s in scores.items()) + ")", file=sys.stderr)  # fmt: skip
 
 
 def choose_gain_radius(cfg: Config, data: PathData, cycles: int = 300, device="cpu", log=False) -> Config:
@@ -105,8 +106,7 @@ def choose_spread_adapt(cfg: Config, data: PathData, cycles: int = 300, device="
     scores = untrained_scores(cfg, data, "spread_adapt", ("prior", "relax"), cycles, device)
     best = min(scores, key=scores.get)
     if log:
-        print(f"[gain] {cfg.name}: spread_adapt {best} (worst-path RMSE of the untrained gain-gated analysis on training "
-              "paths 1-4: " + ", ".join(f"{v}: {s:.4f}" for v, s in scores.items()) + ")", file=sys.stderr)  # fmt: skip
+        _log(cfg, "spread_adapt", best, scores)
     return dataclasses.replace(cfg, spread_adapt=best)
 
 

@@ -10,7 +10,7 @@ import torch
 
 from configs.defaults import Config
 from enkf import io
-from enkf.cycle import cycle_adaptive, rmse, spread
+from enkf.cycle import REPEATS, adaptive_methods, cycle_adaptive, rmse, spread
 from enkf.data import PathData
 from enkf.filters import ObsOp, make_analysis, obs_only
 
@@ -51,14 +51,13 @@ def path_baselines(cfg: Config, data: PathData, path: int, fc, obs: ObsOp, best=
         out[name] = series
         if name == "best_filter":
             out["best_filter_spread"] = sp
-    for m in ("etkf", "letkf") if best is not None and adaptive else ():
-        for rot in (False, True) if m == "etkf" or cfg.data_filter == m else ():
-            runs = [cycle_adaptive(cfg, m, xb0, y[None], truth[None], fc, torch.Generator().manual_seed(cfg.data_seed + k),
-                                   rot) for k in range(3 if rot else 1)]  # fmt: skip
-            rm, sp = (np.mean([r[k][0] for r in runs], 0) for k in ("rmse", "spread"))
+    for m in adaptive_methods(cfg) if best is not None and adaptive else ():
+        for rot in (False, True):
+            seeds = [cfg.data_seed + k for k in range(REPEATS if rot else 1)]
+            run = cycle_adaptive(cfg, m, xb0, y[None], truth[None], fc, seeds, rot)
+            rm, sp = run["rmse"][0], run["spread"][0]
             if np.isfinite(rm).all() and rm[cfg.burn_in :].mean() < out["best_filter"][cfg.burn_in :].mean():
-                out.update(best_filter=rm, best_filter_spread=sp, best_filter_label=f"{m} (adaptive RTPS"
-                           + (", rotation" if rot else "") + ", untuned)")  # fmt: skip
+                out.update(best_filter=rm, best_filter_spread=sp, best_filter_label=f"{m} ({run['variant']}, untuned)")
     # nudging of a single state (the background mean), one gain per "member" slot of the (1, M, N) batch
     G = len(NUDGING_GAINS)
     M = xb0.shape[1]

@@ -260,7 +260,7 @@ def test_adaptive_rtps_rows_join_the_best_filter_and_average_their_streams(tiny_
     assert ad["adaptive RTPS"][1]["rmse"] < obs_only["rmse"]
     raw = ad["adaptive RTPS, rotation"][0]
     assert raw["repeats"] == E.REPEATS
-    runs = [cycle_adaptive(cfg, "etkf", s.xb[:, 0], s.y, s.truth, fc, torch.Generator().manual_seed(500 + 90 + k), True)
+    runs = [cycle_adaptive(cfg, "etkf", s.xb[:, 0], s.y, s.truth, fc, [500 + 90 + k], True)
             for k in range(E.REPEATS)]  # fmt: skip
     np.testing.assert_allclose(raw["rmse"], np.mean([x["rmse"] for x in runs], 0), rtol=1e-6)
     loc = dataclasses.replace(cfg, data_filter="letkf")
