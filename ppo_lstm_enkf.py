@@ -54,7 +54,8 @@ class Args(Config):
     """Fine-tuning: start a new run from this checkpoint's agent (trained on any config or ensemble size with the
     same architecture fields); its normalization statistics are kept, so step 0 is the zero-shot agent."""
     max_minutes: float = 0.0
-    """Stop training after this many wall-clock minutes (0 = no limit); a checkpoint and a final eval follow."""
+    """Stop training after this many wall-clock minutes (0 = no limit), counted over the run's invocations (a resumed
+    run continues its schedule, and extends it when given a larger value); a checkpoint and a final eval follow."""
     progress: bool = True  # Print one progress line per evaluation / every ~20 s.
     stop_after: int = 0
     """Stop after this many iterations in this invocation, with a checkpoint, as on SIGTERM (0 = off)."""
@@ -384,8 +385,7 @@ class Curriculum:
                 return True
         return False
 
-    def state_dict(self):
-        return {"n": self.n, "completed": self.completed}
+    state_dict = lambda self: {"n": self.n, "completed": self.completed}  # noqa: E731
 
     def load_state_dict(self, d):
         self.n, self.completed = d["n"], d["completed"]
@@ -828,7 +828,8 @@ def train(cfg: Config, args: Args, on_eval=None) -> dict:
     old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         while r.iteration < n_it and not r.stop:
-            if args.max_minutes and time.time() - r.t_start > 60 * args.max_minutes:
+            spent = r.elapsed0 + time.time() - r.t_start  # training seconds, over every invocation of the run
+            if args.max_minutes and spent > 60 * args.max_minutes:
                 break
             if args.stop_after and r.iteration - r.it0 >= args.stop_after:
                 r.stop = True
@@ -836,7 +837,7 @@ def train(cfg: Config, args: Args, on_eval=None) -> dict:
             r.iteration += 1
             frac = (r.iteration - 1.0) / n_it
             if args.max_minutes:  # a wall-clock budget: anneal over the budget (or the steps, whichever ends first)
-                frac = max(frac, (time.time() - r.t_start) / (60 * args.max_minutes))
+                frac = max(frac, spent / (60 * args.max_minutes))
             lr = cfg.learning_rate * (1.0 - frac) if cfg.anneal_lr else cfg.learning_rate
             r.optimizer.param_groups[0]["lr"] = lr
             # curriculum from the teacher to the truth: the truth's weight in the reward grows over truth_ramp
@@ -859,8 +860,7 @@ def train(cfg: Config, args: Args, on_eval=None) -> dict:
     final = evaluate(r, final=True) if not (r.stop or r.pruned) else None  # r.stop: interrupted
     r.checkpoint()
     r.writer.close()
-    out = {k: v for k, v in (final or {}).items() if k != "figures"}
-    seconds = time.time() - r.t_start
+    out, seconds = {k: v for k, v in (final or {}).items() if k != "figures"}, time.time() - r.t_start
     out.update(run=str(r.folder), steps=r.global_step, iterations=r.iteration, curriculum_paths=r.curriculum.n,
                seconds=round(seconds, 1), sps=int((r.global_step - r.step0) / max(seconds, 1e-9)),
                interrupted=r.stop, pruned=r.pruned, best=r.best)  # fmt: skip

@@ -153,6 +153,29 @@ def test_checkpoint_resume_reproduces_training_exactly(tiny_cfg_file, tiny_data,
         _run(common + ["--run-name", "part", "--resume", "--learning-rate", "0.1"])
 
 
+def test_resumed_run_keeps_its_wall_clock_budget(tiny_cfg_file, tiny_data, tmp_path, monkeypatch):
+    """--max-minutes counts the training time of every invocation: a run resumed at half its budget anneals the
+    learning rate from half, and one resumed past its budget stops at once (checkpoint and final eval)."""
+    _, data_dir, _, _ = tiny_data
+    monkeypatch.setattr(P, "LOGS_ROOT", tmp_path / "logs")
+    common = ["--config", str(tiny_cfg_file), "--data-dir", str(data_dir), "--no-progress", "--run-name", "wc",
+              "--max-minutes", "10", "--learning-rate", "1e-3", "--total-timesteps", str(10**6)]  # fmt: skip
+    assert _run(common + ["--stop-after", "1"])["steps"] == 64
+    ck = tmp_path / "logs" / "tiny" / "runs" / "wc" / "checkpoints" / "latest.pt"
+
+    def resume_at(elapsed_s: float, extra: list) -> tuple[dict, float]:
+        st = torch.load(ck, weights_only=False)
+        st["elapsed"] = elapsed_s  # as if the earlier invocations had trained this long
+        torch.save(st, ck)
+        out = _run(common + ["--resume", *extra])
+        return out, torch.load(ck, weights_only=False)["optimizer"]["param_groups"][0]["lr"]
+
+    out, lr = resume_at(300.0, ["--stop-after", "1"])  # half of 10 minutes
+    assert out["steps"] == 128 and 0.4e-3 < lr <= 0.5e-3
+    out, _ = resume_at(700.0, [])  # past the budget: no further iteration, the final evaluation runs
+    assert out["steps"] == 128 and not out["interrupted"] and "agent_rmse" in out
+
+
 def test_eval_only(tiny_cfg_file, tiny_data, tmp_path, monkeypatch):
     _, data_dir, _, _ = tiny_data
     monkeypatch.setattr(P, "LOGS_ROOT", tmp_path / "logs")
