@@ -293,9 +293,10 @@ def run_methods(cfg: Config, methods, agents, s: EvalSet, tuned: dict, fc, gen, 
 
 
 def evaluate(cfg: Config, agents, methods, n_ens, paths, cycles, tune_paths, tune_cycles, seed, path0: bool,
-             out: Path, progress=True, run_agent=None) -> dict:  # fmt: skip
+             out: Path, progress=True, run_agent=None, nens_agents=None) -> dict:  # fmt: skip
     """The suite. `agents`: loaded agent dicts, run by `run_agent` (scripts/evaluate.py supplies both; the
-    filter-only suite passes none). Writes eval.md, eval.json and the figures under `out`; returns the report."""
+    filter-only suite passes none); nens_agents: those of them run at the other ensemble sizes (None: all). Writes
+    eval.md, eval.json and the figures under `out`; returns the report."""
     t_start = time.time()
     if agents and run_agent is None:
         raise ValueError("evaluate: agents given without run_agent (use scripts/evaluate.py)")
@@ -317,17 +318,8 @@ def evaluate(cfg: Config, agents, methods, n_ens, paths, cycles, tune_paths, tun
         md.append(f"- {ag['label']}: {ag['path']}, trained on {ag['cfg'].name} (N={ag['cfg'].N}, F={ag['cfg'].F:g}, "
                   f"N_ens={ag['cfg'].N_ens}), step {ag['step']}" + (f"; made by `{prov['command']}`" if prov.get("command") else ""))  # fmt: skip
     md.append("")
-    report = {
-        "config": cfg.name,
-        "seed": seed,
-        "paths": paths,
-        "cycles": cycles,
-        "burn_in": burn,
-        "sets": {},
-        "tuned": {},
-        "tuned_settings": {},
-        "best": {},
-    }
+    report = dict(config=cfg.name, seed=seed, paths=paths, cycles=cycles, burn_in=burn, sets={}, tuned={},
+                  tuned_settings={}, best={})  # fmt: skip
     nens_rows: dict[str, list] = {}
     figs = {}
     for M in sizes:
@@ -340,7 +332,8 @@ def evaluate(cfg: Config, agents, methods, n_ens, paths, cycles, tune_paths, tun
         if M == cfg.N_ens and path0:
             sets.insert(0, path0_set(ensure_data(cfg, progress=progress)))
         for s in sets:
-            raws, rows = run_methods(cM, methods, agents, s, tuned, fc, gen, burn, run_agent, seed)
+            agM = agents if M == cfg.N_ens or nens_agents is None else nens_agents
+            raws, rows = run_methods(cM, methods, agM, s, tuned, fc, gen, burn, run_agent, seed)
             report["sets"][f"{s.name}, N_ens={M}"] = rows
             best = best_reference(rows)
             for r in rows:

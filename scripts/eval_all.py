@@ -4,11 +4,12 @@ tuned classical filter, as a mean over training seeds, with the RMSE-vs-N_ens ra
     python scripts/eval_all.py [--configs L96_1,L96_2,L96_3,L63,L96_sparse,KS] [--n-ens 5,10,20,40] [--threads 1]
 
 For each config: the seed agents pretrained/seeds/<config>_s<seed>.pt (else the shipped pretrained/<config>.pt
-alone, labelled "1 seed") and the tuned EAKF, ETKF, LETKF and PertObs run on the held-out set of `make eval`
-(10 truths x 1000 cycles, N_ens of the config; tuned values from configs/tuned/); then the shipped agent and the
-filters at the other ensemble sizes (zero-shot in N_ens). The best filter is the EAKF/ETKF/LETKF/PertObs row (tuned,
-or at the config's inflation) with the lowest held-out RMSE that kept every path. Writes docs/eval_all.md (or --out) and a JSON beside it; per-config reports
-under logs/<config>/eval_all/.
+alone, labelled "1 seed"), the tuned EAKF, ETKF, LETKF and PertObs and the untuned adaptive-RTPS filters on the
+held-out set of `make eval` (10 truths x 1000 cycles, N_ens of the config; tuned values from configs/tuned/); then
+the shipped agent (a copy of one seed: that seed's row serves at the config's N_ens) and the filters at the other
+ensemble sizes (zero-shot in N_ens), all in one run of enkf.evaluate. The best filter is the filter row with the
+lowest held-out RMSE that kept every path. Writes docs/eval_all.md (or --out) and a JSON beside it; per-config
+reports under logs/<config>/eval_all/.
 """
 
 from __future__ import annotations
@@ -50,16 +51,26 @@ def summarize_config(name: str, n_ens: list[int], progress: bool, paths=10, cycl
     cfg = load_config(configs / f"{name}.py")
     seeds, shipped = agents_of(name, pretrained)
     out = LOGS_ROOT / name / "eval_all"
-    ckpts = seeds or ([shipped] if shipped else [])
-    agents = [load_agent(p) for p in ckpts]
+    agents = [load_agent(p) for p in seeds]
+    # the shipped agent is a copy of its median seed: that seed's run serves both (N_ens of the config run once)
+    twin = next((a for p, a in zip(seeds, agents, strict=True) if shipped and p.read_bytes() == shipped.read_bytes()),
+                None)  # fmt: skip
+    ship = twin or (load_agent(shipped) if shipped else None)
+    if ship is not None and twin is None:
+        agents.append(ship)  # no seed files (the shipped agent alone, "1 seed"), or a shipped agent of its own
+    # the other ensemble sizes where the committed tuned file has every filter (tuning them here would take minutes
+    # per size; `make tune-filters CONFIG=... NENS=...` adds them); the others show "–" and are listed as not tuned
+    on_file = read_tuned(cfg)
+    sizes = [M for M in n_ens if M != cfg.N_ens and all(m in on_file.get(str(M), {}) for m in METHODS)]
     seed = cfg.data_seed + 104729
     held = f"held-out set ({paths} paths)"
-    rep = E.evaluate(cfg, agents, list(METHODS), [], paths, cycles, E.TUNE_PATHS, E.TUNE_CYCLES, seed, False,
-                     out / "seeds", progress=progress, run_agent=run_agent)  # fmt: skip
+    rep = E.evaluate(cfg, agents, list(METHODS), sizes if ship else [], paths, cycles, E.TUNE_PATHS, E.TUNE_CYCLES,
+                     seed, False, out, progress=progress, run_agent=run_agent, nens_agents=[ship] if ship else [])  # fmt: skip
     rows = rep["sets"][f"{held}, N_ens={cfg.N_ens}"]
     best = E.best_reference(rows)
     grid = E.best_reference([r for r in rows if not str(r.get("variant", "")).startswith("adaptive")])  # tuned/config
-    ag = [r for r in rows if r["method"].startswith("agent")]
+    counted = {a["label"] for a in agents[: len(seeds) or len(agents)]}  # the seeds (else the shipped agent alone)
+    ag = [r for r in rows if r["method"] in counted]
     res = {"config": name, "N_ens": cfg.N_ens, "seeds": len(ag), "agents": [a["method"] for a in ag],
            "best_filter": E.label(best, cfg) if best else None, "best_filter_rmse": best["rmse"] if best else None}  # fmt: skip
     if ag:
@@ -71,20 +82,12 @@ def summarize_config(name: str, n_ens: list[int], progress: bool, paths=10, cycl
                    spread_over_rmse=float(np.mean([a["spread_over_rmse"] for a in ag])),
                    spread_over_rmse_min=float(np.min([a["spread_over_rmse"] for a in ag])),
                    paths_surviving=f"{min(a['paths_survived'] for a in ag)}/{ag[0]['paths']}")  # fmt: skip
-    # the other ensemble sizes where the committed tuned file has every filter (tuning them here would take minutes
-    # per size; `make tune-filters CONFIG=... NENS=...` adds them); the others show "–" and are listed as not tuned
-    on_file = read_tuned(cfg)
-    sizes = [M for M in n_ens if M != cfg.N_ens and all(m in on_file.get(str(M), {}) for m in METHODS)]
     res["not_tuned"] = [M for M in n_ens if M != cfg.N_ens and M not in sizes]
     res["nens_ratio"] = {}
-    if shipped and sizes:
-        rep2 = E.evaluate(cfg, [load_agent(shipped)], list(METHODS), sizes, paths, cycles, E.TUNE_PATHS,
-                          E.TUNE_CYCLES, seed, False, out / "nens", progress=progress, run_agent=run_agent)  # fmt: skip
-        for M in sorted(set(sizes) | {cfg.N_ens}):
-            rows = rep2["sets"].get(f"{held}, N_ens={M}", [])
-            a = [r for r in rows if r["method"].startswith("agent")]
-            if a and "rmse" in a[0]:
-                res["nens_ratio"][str(M)] = a[0]["ratio_to_best"]
+    for M in sorted(set(sizes) | {cfg.N_ens}) if ship and sizes else []:
+        a = [r for r in rep["sets"].get(f"{held}, N_ens={M}", []) if r["method"] == ship["label"]]
+        if a and "rmse" in a[0]:
+            res["nens_ratio"][str(M)] = a[0]["ratio_to_best"]
     return res
 
 

@@ -65,9 +65,9 @@ def test_imitation_warm_start_learns_the_filter(tiny_cfg_file, tiny_data, tmp_pa
 
 
 def test_eval_all_writes_one_table_with_seed_means(tiny_cfg_file, tiny_data, tmp_path, monkeypatch):
-    """make eval-all on a tiny config (two configs in two processes): two seed agents give a mean ± std, the best tuned
+    """make eval-all on a tiny config (three configs in two processes): two seed agents give a mean ± std, the best tuned
     filter is named, the shipped agent's N_ens ratios are filled where the filters are tuned; a config without an
-    agent says so."""
+    agent says so; a shipped agent without seed files is the "1 seed" row."""
     import shutil
 
     import enkf.tuned as T
@@ -75,7 +75,7 @@ def test_eval_all_writes_one_table_with_seed_means(tiny_cfg_file, tiny_data, tmp
 
     cfg, data_dir, _, _ = tiny_data
     monkeypatch.setattr(T, "TUNED_DIR", tmp_path / "tuned")
-    for name in ("tiny", "other"):  # tuned values on file (the tuning itself is tested elsewhere)
+    for name in ("tiny", "other", "solo"):  # tuned values on file (the tuning itself is tested elsewhere)
         c = dataclasses.replace(cfg, name=name)
         for M, infl in ((8, 1.5), (4, 2.0)):
             T.write(c, {M: {m: {**T.Setting(m, infl, rtps=0.2 * (m == "etkf")).to_dict(), "score": 0.1, "tracked": True,
@@ -86,6 +86,7 @@ def test_eval_all_writes_one_table_with_seed_means(tiny_cfg_file, tiny_data, tmp
     cfgs.mkdir()
     shutil.copy(tiny_cfg_file, cfgs / "tiny.py")
     shutil.copy(tiny_cfg_file, cfgs / "other.py")
+    shutil.copy(tiny_cfg_file, cfgs / "solo.py")
     for sd in (1, 2):
         P.train(*P.parse_args(["--config", str(tiny_cfg_file), "--data-dir", str(data_dir), "--run-name", f"s{sd}",
                                "--seed", str(sd), "--total-timesteps", "4096", "--imitation-fraction", "1",
@@ -95,21 +96,36 @@ def test_eval_all_writes_one_table_with_seed_means(tiny_cfg_file, tiny_data, tmp
             pre / "seeds" / f"tiny_s{sd}.pt",
         )
     shutil.copy(pre / "seeds" / "tiny_s1.pt", pre / "tiny.pt")
+    shutil.copy(pre / "seeds" / "tiny_s2.pt", pre / "solo.pt")  # a shipped agent without seed files
     out = tmp_path / "all.md"
-    argv = ["--configs", "tiny,other", "--n-ens", "4,8,16", "--paths", "2", "--cycles", "30", "--configs-dir", str(cfgs),
+    argv = ["--configs", "tiny,other,solo", "--n-ens", "4,8,16", "--paths", "2", "--cycles", "30", "--configs-dir", str(cfgs),
             "--pretrained-dir", str(pre), "--out", str(out), "--quiet", "--jobs", "2"]  # fmt: skip
     assert EA.main(argv) == 0
     res = json.loads(out.with_suffix(".json").read_text())["results"]
-    tiny, other = res
+    tiny, other, solo = res
     assert tiny["seeds"] == 2 and len(tiny["per_seed"]) == 2 and tiny["agent_rmse_std"] is not None
     assert tiny["agent_rmse"] == pytest.approx(np.mean(tiny["per_seed"]))
     assert tiny["ratio"] == pytest.approx(tiny["agent_rmse"] / tiny["best_filter_rmse"])
     assert tiny["ratio_grid"] == pytest.approx(tiny["agent_rmse"] / tiny["best_grid_rmse"])
     assert tiny["best_grid_rmse"] >= tiny["best_filter_rmse"] and "adaptive" not in tiny["best_grid_filter"]
     assert set(tiny["nens_ratio"]) == {"4", "8"} and tiny["best_filter"].split(" ")[0] in T.METHODS
+    # the shipped agent is seed 1's file: its row at the config's N_ens is seed 1's (run once, not twice)
+    own = tiny["nens_ratio"][str(tiny["N_ens"])]
+    assert own == pytest.approx(tiny["per_seed"][0] / tiny["best_filter_rmse"]) and tiny["agents"][0].endswith("s1")
     assert "agent_rmse" not in other
+    assert solo["seeds"] == 1 and solo["agent_rmse_std"] is None and solo["agents"] == ["agent solo"]
+    assert solo["nens_ratio"][str(solo["N_ens"])] == pytest.approx(solo["ratio"]) and set(solo["nens_ratio"]) == {
+        "4",
+        "8",
+    }
     md = out.read_text()
-    assert "| tiny |" in md and "no shipped agent" in md and "ratio N_ens 4" in md and "best grid-tuned" in md
+    assert (
+        "| tiny |" in md
+        and "no shipped agent" in md
+        and "(1 seed)" in md
+        and "ratio N_ens 4" in md
+        and "best grid-tuned" in md
+    )
     assert tiny["not_tuned"] == [16] and "no committed tuned filters at N_ens 16" in md  # not tuned here: left out
 
 
