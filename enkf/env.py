@@ -256,17 +256,18 @@ class EnKFVecEnv:
             return inflate(self.Eb, self.agent_infl)
         return self.Eb if self.adapt == 0 else inflate(self.Eb, self.agent_infl / self.lam2.sqrt())
 
-    def analysis_from_action(self, action: torch.Tensor, Eb: torch.Tensor | None = None, ref=None) -> torch.Tensor:
+    def analysis_from_action(self, action: torch.Tensor, Eb: torch.Tensor | None = None, ref=None,
+                             relax: bool = True) -> torch.Tensor:  # fmt: skip
         """Unnormalize the action into the agent's analysis xa_rl (..., M, N) (the only unnormalization) of the
-        prior Eb (default: the envs' current one); its anomalies are relaxed towards the prior spread, grid point by
-        grid point, by rtps and (spread_adapt relax, the envs' own prior only) each env's adaptive alpha; with ref (an
-        action, the deterministic one) the relaxation of ref's analysis is applied to each member of this one."""
+        prior Eb (default: the envs' current one); with relax its anomalies are relaxed towards the prior spread, grid
+        point by grid point, by rtps and (spread_adapt relax, the envs' own prior only) each env's adaptive alpha; with
+        ref (an action, the deterministic one) the relaxation of ref's analysis is applied to each member of this one."""
         own = Eb is None  # the envs' own prior: their adaptive relaxation applies
         Eb = self.Eb if own else Eb
         un = lambda a: Eb + a.clamp(-self.bound, self.bound) * self.nc["increment"][1]  # noqa: E731
         c, s = self.nc["state"]
         xa = un(action) if self.cfg.action == "increment" else action.clamp(-self.bound, self.bound) * s + c
-        if self.cfg.rtps > 0 or (self.relax and own):
+        if relax and (self.cfg.rtps > 0 or (self.relax and own)):
             xr = None if ref is None or self.cfg.action != "increment" else un(ref)
             xa = filters.relax_to_prior_spread(xa, Eb, self.cfg.rtps + (self.alpha if self.relax and own else 0.0), xr)
         return xa
@@ -335,17 +336,17 @@ class EnKFVecEnv:
         action only enters the reward (see Config.explore_in_dynamics)."""
         p, t = self.path, self.t
         det = mean_action is not None and not self.cfg.explore_in_dynamics and self.scoring
-        xa_sample = self.analysis_from_action(action, ref=mean_action if det else None)  # (B, M, N) physical
+        # spread_adapt relax: the relaxation follows the analysis, as a filter's RTPS; the agent is scored before it
+        xa_sample = self.analysis_from_action(action, ref=mean_action if det else None, relax=not (det and self.relax))
         r_det = None
         if not self.scoring:
             xa = xa_sample
-            r = torch.zeros_like(xa)
-            ens_r = torch.zeros(self.B, device=self.device)
+            r, ens_r = torch.zeros_like(xa), torch.zeros(self.B, device=self.device)
         elif det:
-            target = self.teacher()
-            xa = self.analysis_from_action(mean_action)
+            target, xa = self.teacher(), self.analysis_from_action(mean_action, relax=not self.relax)
             r, ens_r = self.reward(xa_sample, target, xa_others=xa)
             r_det = self.reward(xa, target)[0]  # the deterministic analysis' own reward (self-critical baseline)
+            xa = self.analysis_from_action(mean_action) if self.relax else xa  # relaxed: what is integrated
         else:
             xa = xa_sample
             r, ens_r = self.reward(xa, self.teacher())

@@ -416,7 +416,8 @@ def test_adaptive_relaxation_rises_for_a_thin_ensemble_and_falls_for_a_wide_one(
 def test_relax_mode_leaves_the_prior_alone_and_relaxes_the_analysis(tiny_cfg_file, tiny_data):
     """spread_adapt relax: the agent's prior is its forecast (no inflation), each env's alpha starts at 0 with every
     episode and moves with the observation about to be assimilated, the analysis is relaxed towards the prior spread by
-    it, the teachers still see the fixed-inflation prior, and alpha is part of the env's state (resume)."""
+    it (in training the agent is scored before the relaxation), the teachers still see the fixed-inflation prior, and
+    alpha is part of the env's state (resume)."""
     from enkf.env import EnKFVecEnv
     from enkf.filters import adapt_relaxation
 
@@ -436,9 +437,15 @@ def test_relax_mode_leaves_the_prior_alone_and_relaxes_the_analysis(tiny_cfg_fil
     torch.testing.assert_close(xa.std(1), (1 - a) * 0.1 * env.Eb.std(1) + a * env.Eb.std(1), rtol=1e-3, atol=1e-5)
     torch.testing.assert_close(env.analysis_from_action(shrink, env.Eb.clone()).std(1), 0.1 * env.Eb.std(1),
                                rtol=1e-3, atol=1e-5)  # another prior (the warm start's): no alpha  # fmt: skip
+    # training (a sampled and a deterministic action): the agent is scored on its analysis before the relaxation (as a
+    # filter's RTPS follows its analysis); the relaxed analysis is what is integrated
+    raw = env.analysis_from_action(shrink, relax=False)
+    want_r = env.reward(raw, env.teacher(), xa_others=raw)[0]
     before = env.alpha.clone()
-    env.step(shrink)
+    res = env.step(shrink, shrink)
     assert not torch.equal(env.alpha, before)
+    torch.testing.assert_close(res.reward, want_r)
+    torch.testing.assert_close(env.xa_prev, xa)  # relaxed by each env's alpha
     st = env.state_dict()
     other = EnKFVecEnv(cfg, d, 4, seed=1)
     other.load_state_dict(st)
