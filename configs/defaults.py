@@ -133,16 +133,16 @@ class Config:
     choose_inflation_scale), after gain_radius: of 1 and 0.5, the one whose untrained gain-gated analysis has the lowest
     worst-path RMSE on training paths 1-4. Not the default: the choice helps L96_2 and L96_3 a little and lets the
     Lorenz-63 agent collapse in training (docs/results.md, 2026-12-06)."""
-    spread_adapt: str = _f("prior", choices=("prior", "relax", "auto"))
-    """Where the adaptive spread control (inflation_adapt > 0) acts. prior (default, the recipe): the agent's prior is
-    inflated by the adaptive factor above. relax: the prior is not inflated; the agent's analysis is relaxed towards the
-    prior spread (RTPS) by a factor alpha per env that starts at 0 with each episode and moves each cycle by
-    inflation_adapt * ln(estimate), the same innovation estimate, within [0, 1] (enkf.filters.adapt_relaxation). auto:
-    chosen when training starts (enkf.gain.choose_spread_adapt), after gain_radius: the one whose untrained gain-gated
-    analysis has the lower worst-path RMSE on training paths 1-4 (a tie: prior); an agent keeps its choice. relax starts
-    the agent much closer to the best filter on L96_2, L96_sparse and KS, but PPO first drifts away from that start and
-    in 12 minutes only comes back to it (L96_2 path-0 RMSE: 0.083 untrained, 0.122 at 100k steps, 0.083 at 290k;
-    docs/results.md, 2026-12-06), so it is not the default."""
+    spread_adapt: str = _f("auto", choices=("prior", "relax", "auto"))
+    """Where the adaptive spread control (inflation_adapt > 0) acts. prior: the agent's prior is inflated by the adaptive
+    factor above. relax: the prior is not inflated; the agent's analysis is relaxed towards the prior spread (RTPS) by a
+    factor alpha per env that starts at 0 with each episode and moves each cycle by inflation_adapt * ln(estimate), the
+    same innovation estimate, within [0, 1] (enkf.filters.adapt_relaxation); in training the agent is scored on its
+    analysis before the relaxation, which then acts as a filter's RTPS does. auto (default, the recipe): chosen when
+    training starts (enkf.gain.choose_spread_adapt), after gain_radius: the one whose untrained gain-gated analysis has
+    the lower worst-path RMSE on training paths 1-4 (a tie: prior); an agent keeps its choice. It picks relax on L96_2,
+    L96_sparse and KS, prior on L96_1, L96_3 and L63. L96_2, 12 minutes, held-out: 1.125x the best filter with relax,
+    1.226x with prior (docs/results.md, 2026-12-06, night). An agent file from before the field loads with prior."""
     rtps: float = _f(0.0, 0.0, 1.0)
     """Relaxation to prior spread (Whitaker & Hamill 2012) applied to the agent's analysis per grid point:
     anomalies scaled by 1 + rtps (sigma_b - sigma_a) / sigma_a (0 = off)."""

@@ -462,7 +462,7 @@ def test_the_recipe_chooses_where_the_spread_adapts(tiny_cfg_file, tiny_data, tm
     from enkf.gain import choose_gain_radius, choose_spread_adapt, untrained_scores
 
     _, data_dir, _, d = tiny_data
-    assert load_config(tiny_cfg_file).spread_adapt == "prior"  # the recipe
+    assert load_config(tiny_cfg_file).spread_adapt == "auto"  # the recipe
     cfg = choose_gain_radius(load_config(tiny_cfg_file, {"spread_adapt": "auto"}), d)
     scores = untrained_scores(cfg, d, "spread_adapt", ("prior", "relax"))
     assert scores["prior"] != scores["relax"]
