@@ -20,10 +20,10 @@ NUDGING_GAINS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 def path_baselines(cfg: Config, data: PathData, path: int, fc, obs: ObsOp, best=None, adaptive=False) -> dict:
     """RMSE-vs-truth series (T,) on `path` for the stored EnKF (analysis and forecast), observation-only,
     free run, the best constant-gain nudging xa = xb + g (y - H xb) (g from NUDGING_GAINS) and, if `best` (an
-    enkf.tuned.Setting: the best tuned filter) is given, that filter ("best_filter") or, with adaptive and where lower on this path, the
-    untuned adaptive-RTPS filter of `make eval` (enkf.cycle.cycle_adaptive: the ETKF, and the LETKF where it is the
-    data filter, with and without rotation; 3 streams with), all started from the stored first background of the
-    path. `fc` must accept (1, M, N) batches."""
+    enkf.tuned.Setting: the best tuned filter) is given, that filter ("best_filter") or, with adaptive and where
+    lower on this path, the untuned adaptive-RTPS filter of `make eval` (enkf.cycle.cycle_adaptive: the ETKF, and the
+    LETKF where it is the data filter, with and without rotation; with rotation the mean of REPEATS streams), all
+    started from the stored first background of the path. `fc` must accept (1, M, N) batches."""
     truth, y = data.truth[path], data.obs[path]  # (T, N), (T, p)
     T = truth.shape[0]
     out = {
