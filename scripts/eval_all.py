@@ -2,6 +2,7 @@
 tuned classical filter, as a mean over training seeds, with the RMSE-vs-N_ens ratios of the shipped agent.
 
     python scripts/eval_all.py [--configs L96_1,L96_2,L96_3,L63,L96_sparse,KS] [--n-ens 5,10,20,40] [--threads 1]
+    python scripts/eval_all.py --configs L96_sparse --update     # re-make one row, keep the others of the table
 
 For each config: the seed agents pretrained/seeds/<config>_s<seed>.pt (else the shipped pretrained/<config>.pt
 alone, labelled "1 seed"), the tuned EAKF, ETKF, LETKF and PertObs and the untuned adaptive-RTPS filters on the
@@ -9,7 +10,9 @@ held-out set of `make eval` (10 truths x 1000 cycles, N_ens of the config; tuned
 the shipped agent (a copy of one seed: that seed's row serves at the config's N_ens) and the filters at the other
 ensemble sizes (zero-shot in N_ens), all in one run of enkf.evaluate. The best filter is the filter row with the
 lowest held-out RMSE that kept every path. Writes docs/eval_all.md (or --out) and a JSON beside it; per-config
-reports under logs/<config>/eval_all/.
+reports under logs/<config>/eval_all/. With --update, only --configs are evaluated and their rows replace those of
+the existing table (its JSON), which must have been made with the same --n-ens, --paths and --cycles; every row keeps
+the date and command that made it.
 """
 
 from __future__ import annotations
@@ -135,6 +138,30 @@ def _state_size(path: Path) -> int:
         return 0
 
 
+def _kept_rows(ap, a, sizes: list[int], names: list[str]) -> list[dict]:
+    """--update: the rows of the existing table's JSON that this run does not re-make, after checking that the table
+    was made with the same ensemble sizes, paths and cycles (a table of older make: read from its recorded command)."""
+    path = Path(a.out).with_suffix(".json")
+    try:
+        old = json.loads(path.read_text())
+        rows = old["results"]
+        if "n_ens" in old:
+            prev = (old["n_ens"], old["paths"], old["cycles"])
+        else:
+            o = ap.parse_args(old["command"].split()[2:])
+            prev = (E._ints(o.n_ens, "--n-ens"), o.paths, o.cycles)
+    except (OSError, ValueError, KeyError, TypeError, SystemExit) as e:
+        raise ConfigError(f"command line: --update: {path} is not a table of eval_all to update ({e!r}); "
+                          "run without --update to make a new one") from e  # fmt: skip
+    if prev != (sizes, a.paths, a.cycles):
+        raise ConfigError(f"command line: --update: {path} was made with --n-ens {','.join(map(str, prev[0]))} "
+                          f"--paths {prev[1]} --cycles {prev[2]}; this run asks for --n-ens {','.join(map(str, sizes))} "
+                          f"--paths {a.paths} --cycles {a.cycles} (use the same, or a new --out)")  # fmt: skip
+    when = old.get("made") or "date not recorded"
+    return [{"made": when, "command": old["command"].strip(), "run_minutes": old.get("seconds", 0) / 60, **r}
+            for r in rows if r["config"] not in names]  # fmt: skip
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python scripts/eval_all.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--configs", default=",".join(CONFIGS))
@@ -147,6 +174,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--jobs", type=int, default=1, help="configs evaluated at once, one process (and core) each")
+    ap.add_argument("--update", action="store_true", help="re-make only the rows of --configs in the existing --out "
+                    "table (same --n-ens, --paths, --cycles); the other rows are kept with their dates")  # fmt: skip
     a = ap.parse_args(argv)
     try:
         names = [c.strip() for c in a.configs.split(",") if c.strip()]
@@ -154,6 +183,7 @@ def main(argv=None) -> int:
             if not (Path(a.configs_dir) / f"{n}.py").is_file():
                 raise ConfigError(f"command line: --configs: no config file {Path(a.configs_dir) / n}.py")
         sizes = E._ints(a.n_ens, "--n-ens")
+        kept = _kept_rows(ap, a, sizes, names) if a.update else []
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -172,9 +202,21 @@ def main(argv=None) -> int:
     else:
         results = [_one(n, job) for n in names]
     secs = time.time() - t0
-    cmd = "python scripts/eval_all.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    cmd = ("python scripts/eval_all.py " + " ".join(argv if argv is not None else sys.argv[1:])).strip()
+    now = time.strftime("%Y-%m-%d %H:%M")
+    for r in results:  # each row's provenance (an --update keeps the other rows' own)
+        r.update(made=now, command=cmd, run_minutes=round(secs / 60, 1))
+    partial = set(names) < set(CONFIGS) and Path(a.out).resolve() == (ROOT / "docs" / "eval_all.md").resolve()
+    if partial and not a.update:
+        print(f"[eval-all] writing only {', '.join(names)} to {a.out}; --update keeps the other rows", file=sys.stderr)
+    order = {n: i for i, n in enumerate(CONFIGS)}
+    results = sorted(kept + results, key=lambda r: order.get(r["config"], len(order))) if kept else results
+    runs = list(dict.fromkeys((r["made"], r["command"], r["run_minutes"]) for r in results))
+    made = "; ".join(f"{', '.join(r['config'] for r in results if (r['made'], r['command'], r['run_minutes']) == k)}: "
+                     f"{k[0]} with `{k[1]}` in {k[2]:.1f} min" for k in runs) if len(runs) > 1 else (
+                     f"{runs[0][0]} with `{runs[0][1]}` in {runs[0][2]:.1f} min")  # fmt: skip
     md = ["# All configs: the shipped agents against the best classical filter (held-out sets)", "",
-          f"Made {time.strftime('%Y-%m-%d')} with `{cmd.strip()}` in {secs / 60:.1f} min. Held-out set of each config:"
+          f"Made {made}. Held-out set of each config:"
           f" {a.paths} truths x {a.cycles} cycles, time means over cycles 100..999 (L96_sparse, L63: their burn-in). Ratio: agent "
           "(mean over seeds) / best filter, the lowest RMSE of the grid-tuned EAKF/ETKF/LETKF/PertObs, the same at the "
           "config's setting and the untuned adaptive-RTPS filters (ETKF; LETKF where the config's data filter is the "
@@ -185,7 +227,9 @@ def main(argv=None) -> int:
            f"(`make tune-filters CONFIG=configs/{r['config']}.py NENS=...`): those columns are left out."
            for r in results if r.get("not_tuned")]  # fmt: skip
     io.write_text(Path(a.out), "\n".join(md) + "\n")
-    io.write_json(Path(a.out).with_suffix(".json"), {"results": results, "seconds": round(secs, 1), "command": cmd})
+    io.write_json(Path(a.out).with_suffix(".json"), {"results": results, "seconds": round(secs, 1), "command": cmd,
+                                                     "made": now, "n_ens": sizes, "paths": a.paths,
+                                                     "cycles": a.cycles})  # fmt: skip
     print("\n".join(md), file=sys.stderr)
     print(json.dumps({"out": a.out, "seconds": round(secs, 1)}))
     return 0

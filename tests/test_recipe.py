@@ -64,7 +64,7 @@ def test_imitation_warm_start_learns_the_filter(tiny_cfg_file, tiny_data, tmp_pa
     assert cfg["imitation_fraction"] == 1.0
 
 
-def test_eval_all_writes_one_table_with_seed_means(tiny_cfg_file, tiny_data, tmp_path, monkeypatch):
+def test_eval_all_writes_one_table_with_seed_means(tiny_cfg_file, tiny_data, tmp_path, monkeypatch, capsys):
     """make eval-all on a tiny config (three configs in two processes): two seed agents give a mean ± std, the best tuned
     filter is named, the shipped agent's N_ens ratios are filled where the filters are tuned; a config without an
     agent says so; a shipped agent without seed files is the "1 seed" row."""
@@ -127,6 +127,19 @@ def test_eval_all_writes_one_table_with_seed_means(tiny_cfg_file, tiny_data, tmp
         and "best grid-tuned" in md
     )
     assert tiny["not_tuned"] == [16] and "no committed tuned filters at N_ens 16" in md  # not tuned here: left out
+    # --update re-makes one row and keeps the others (with their own date and command); other settings are refused
+    (pre / "solo.pt").unlink()
+    assert EA.main([*argv[:1], "solo", *argv[2:-2], "--update"]) == 0
+    new = json.loads(out.with_suffix(".json").read_text())
+    assert [r["config"] for r in new["results"]] == ["tiny", "other", "solo"]
+    assert new["results"][:2] == res[:2] and new["results"][2]["seeds"] == 0 and "agent_rmse" not in new["results"][2]
+    assert new["results"][2]["command"].endswith("--update") and res[0]["command"] == new["results"][0]["command"]
+    md = out.read_text()
+    assert "| tiny |" in md and "| solo | no shipped agent" in md and "tiny, other: " in md and "solo: " in md
+    capsys.readouterr()
+    assert EA.main([*argv[:1], "solo", *argv[2:3], "4,8", *argv[4:-2], "--update"]) == 2
+    assert "was made with --n-ens 4,8,16 --paths 2 --cycles 30" in capsys.readouterr().err
+    assert json.loads(out.with_suffix(".json").read_text()) == new  # refused before anything ran: the table is kept
 
 
 def test_innovation_inflation_recovers_a_known_underdispersion():
