@@ -123,7 +123,9 @@ def summarize(res: dict, burn_in: int, ref: float | None) -> dict:
     T = rm.shape[1]
     surv = np.asarray(res.get("survived", survived(rm)))
     ok = surv == T
-    per_path = np.where(ok, np.nanmean(rm[:, burn_in:], 1) if T > burn_in else np.nan, np.nan)
+    per_path = np.full(len(ok), np.nan)  # (P,) time mean after the burn-in of the paths that kept the truth
+    if T > burn_in:  # a lost path is NaN from some cycle on: left out here, not averaged (nor warned about)
+        per_path[ok] = np.nanmean(rm[ok, burn_in:], 1)
     m = float(np.mean(per_path[ok])) if ok.any() else float("nan")
     spr = float(np.mean(np.nanmean(sp[ok][:, burn_in:], 1))) if ok.any() else float("nan")
     return {

@@ -5,6 +5,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -270,3 +271,16 @@ def test_adaptive_rtps_rows_join_the_best_filter_and_average_their_streams(tiny_
     tuned = dict(next(r for r in rows if r["method"] == "etkf" and r["variant"] != "adaptive RTPS"), rmse=1.0)
     assert E.best_reference([tuned, best]) is best
     assert E.best_reference([tuned, dict(best, paths_survived=best["paths"] - 1)]) is tuned
+
+
+def test_summary_leaves_out_lost_paths_without_warnings():
+    """A path that lost the truth (NaN from some cycle on, here before the burn-in) is left out of the means, quietly: two of three kept."""
+    rm = np.array([[1.0] * 50, [2.0] * 5 + [np.nan] * 45, [3.0] * 50])  # (P, T) RMSE per path and cycle
+    res = {"method": "m", "param": "", "rmse": rm, "spread": 0.5 * rm, "seconds": 1e-3}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "Mean of empty slice" on the lost path would fail here
+        s = E.summarize(res, 10, 4.0)
+        lost = E.summarize({**res, "rmse": rm[1:2], "spread": rm[1:2]}, 10, 4.0)
+    assert (s["rmse"], s["rmse_std"], s["ratio"]) == (2.0, 1.0, 0.5)
+    assert (s["paths_survived"], s["cycles_survived_min"], s["spread_over_rmse"]) == (2, 5, 0.5)
+    assert lost["paths_survived"] == 0 and np.isnan(lost["rmse"]) and np.isnan(lost["spread"])
