@@ -211,10 +211,10 @@ def main(argv=None) -> int:
         print(f"[eval-all] writing only {', '.join(names)} to {a.out}; --update keeps the other rows", file=sys.stderr)
     order = {n: i for i, n in enumerate(CONFIGS)}
     results = sorted(kept + results, key=lambda r: order.get(r["config"], len(order))) if kept else results
-    runs = list(dict.fromkeys((r["made"], r["command"], r["run_minutes"]) for r in results))
-    made = "; ".join(f"{', '.join(r['config'] for r in results if (r['made'], r['command'], r['run_minutes']) == k)}: "
-                     f"{k[0]} with `{k[1]}` in {k[2]:.1f} min" for k in runs) if len(runs) > 1 else (
-                     f"{runs[0][0]} with `{runs[0][1]}` in {runs[0][2]:.1f} min")  # fmt: skip
+    runs: dict[str, list[str]] = {}  # "date with `command` in N min" -> the configs that run made
+    for r in results:
+        runs.setdefault(f"{r['made']} with `{r['command']}` in {r['run_minutes']:.1f} min", []).append(r["config"])
+    made = "; ".join(f"{', '.join(c)}: {k}" for k, c in runs.items()) if len(runs) > 1 else next(iter(runs))
     md = ["# All configs: the shipped agents against the best classical filter (held-out sets)", "",
           f"Made {made}. Held-out set of each config:"
           f" {a.paths} truths x {a.cycles} cycles, time means over cycles 100..999 (L96_sparse, L63: their burn-in). Ratio: agent "
