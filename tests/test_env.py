@@ -61,7 +61,9 @@ def test_reward_bounds_and_perfect_score(tiny_data, form, target):
     for scale in (0.0, 1.0, 100.0):
         res = e.step(scale * torch.randn(3, e.M, e.N))
         assert res.reward.shape == (3, e.M, e.N)
-        assert (res.reward >= -1).all() and (res.reward <= 1).all()
+        assert (res.reward >= -1).all() and (res.reward <= 3).all()  # 1 - score, the score clipped to [-2, 2]
+        if form == "abs":  # an absolute error is >= 0
+            assert (res.reward <= 1).all()
         assert (res.info["ensemble_reward"] >= -1).all() and (res.info["ensemble_reward"] <= 1).all()
     # an analysis equal to the target earns the maximum (abs: exactly 1)
     if form == "abs":
@@ -94,6 +96,21 @@ def test_per_member_reward_is_one_minus_member_rmse(tiny_data):
     torch.testing.assert_close(res.reward, want.unsqueeze(-1).expand_as(res.reward))
     assert res.reward[:, :, 0].std() > 0  # agents get different rewards
     assert res.info["member_rmse"].shape == (2, e.M)
+
+
+def test_crps_reward_is_not_cut_where_a_member_beats_its_spread(tiny_data):
+    """A member closer to the truth than to the other members has a negative CRPS contribution: its reward is above 1,
+    and moving it further towards the truth still pays (a reward clipped at 1 would make both the same)."""
+    cfg, _, _, d = tiny_data
+    e = EnKFVecEnv(dataclasses.replace(cfg, reward_form="crps", reward_target="truth"), d, num_envs=1, seed=0)
+    e.reset()
+    truth = e.teacher()  # (1, 1, N)
+    g = torch.Generator().manual_seed(0)
+    ens = truth + 0.5 * torch.randn(1, e.M, e.N, generator=g)
+    near, nearer = ens.clone(), ens.clone()
+    near[:, 0], nearer[:, 0] = truth[:, 0] + 0.05, truth[:, 0] + 0.01
+    r_near, r_nearer = e.reward(near, truth, ens)[0][:, 0], e.reward(nearer, truth, ens)[0][:, 0]
+    assert (r_near > 1).all() and (r_nearer > r_near).all()
 
 
 def test_crps_reward_prefers_spread_matching_target(tiny_data):
@@ -146,7 +163,7 @@ def test_gym_env_passes_check_env(tiny_data):
     obs, _ = env.reset(seed=0)
     assert env.observation_space.contains(obs)
     obs, r, term, trunc, info = env.step(env.action_space.sample())
-    assert -1 <= r <= 1 and "cell_reward" in info
+    assert -1 <= r <= 3 and "cell_reward" in info
 
 
 def test_registered_and_make_env(tiny_cfg_file, tiny_data):
