@@ -442,7 +442,7 @@ class Evaluator:
 ARCH_FIELDS = ("agents", "policy", "features", "temporal_window", "hidden", "kernel", "lstm_hidden", "lstm_layers",
                "anomaly_gate", "innovation_gate", "innovation_reach", "gain_gate", "member_mix", "action", "bound")  # fmt: skip
 AGENT_ENV_FIELDS = ("agent_inflation", "rtps", "inflation_adapt", "inflation_adapt_max", "inflation_adapt_scale",
-                    "spread_adapt", "gain_radius")  # action -> xa  # fmt: skip
+                    "spread_adapt", "gain_radius", "rotate")  # action -> xa  # fmt: skip
 
 
 def load_checkpoint(path, device="cpu", flag: str = "--checkpoint", cfg: Config | None = None) -> dict:

@@ -146,6 +146,11 @@ class Config:
     rtps: float = _f(0.0, 0.0, 1.0)
     """Relaxation to prior spread (Whitaker & Hamill 2012) applied to the agent's analysis per grid point:
     anomalies scaled by 1 + rtps (sigma_b - sigma_a) / sigma_a (0 = off)."""
+    rotate: bool = False
+    """Random rotation of the agent's analysis anomalies each cycle, after the relaxation (what the best classical filters
+    do, enkf.filters.random_rotation): a random orthogonal mix of the members that keeps the ensemble mean and the
+    sample covariance, so only which member carries which anomaly changes. Applied in the environment to what is
+    integrated (the agent is scored before it); evaluation reseeds its stream on every reset_to."""
     action: str = _f("increment", choices=("increment", "absolute"))
     """increment: xa = xb + denorm_increment(a) (zero action keeps the forecast); absolute: xa = denorm_state(a)."""
     bound: float = _f(3.0, 1.0, 100.0)
@@ -338,6 +343,7 @@ LEGACY = {
     "gain_radius": 1e6,
     "inflation_adapt_scale": 1.0,
     "spread_adapt": "prior",
+    "rotate": False,
 }
 
 

@@ -80,6 +80,7 @@ class EnKFVecEnv:
                                         cfg.periodic, torch.Generator().manual_seed(seed + 1))  # fmt: skip
         self.fc = forecaster or make_forecaster(cfg, compile)
         self.gen = torch.Generator().manual_seed(seed)
+        self.seed, self.rot_gen = seed, torch.Generator().manual_seed(seed + 2)  # rotate: the rotations' stream
         dev = self.device
         self.truth, self.y = data.truth.to(dev), data.obs.to(dev)  # (P, T, N), (P, T, p)
         self.xa_enkf = data.xa.to(dev)  # (P, T, M, N)
@@ -227,6 +228,7 @@ class EnKFVecEnv:
         self.L = (self.T - start) if length is None else length
         self._reset_ids(ids, start=torch.full((self.B,), start, device=self.device), path=paths)
         self.L = L
+        self.rot_gen.manual_seed(self.seed + 2)  # every evaluation sees the same rotations
         return self._obs()
 
     # ---------------------------------------------------------------------------------------------
@@ -351,6 +353,8 @@ class EnKFVecEnv:
         else:
             xa = xa_sample
             r, ens_r = self.reward(xa, self.teacher())
+        if self.cfg.rotate:  # mixes the members' anomalies; mean and covariance stay
+            xa = filters.post_process(xa, self.Eb, rotate=True, generator=self.rot_gen)
         truth = self.truth[p, t]  # (B, N)
         rmse_truth = rmse(xa.mean(1), truth)
         rmse_enkf = rmse(xa.mean(1), self.xa_enkf[p, t].mean(1))
@@ -388,7 +392,7 @@ class EnKFVecEnv:
 
     def state_dict(self) -> dict:
         d = {k: getattr(self, k).clone().cpu() for k in self.STATE}
-        d["gen"] = self.gen.get_state()
+        d["gen"], d["rot_gen"] = self.gen.get_state(), self.rot_gen.get_state()
         return d
 
     def load_state_dict(self, d: dict) -> None:
@@ -398,6 +402,8 @@ class EnKFVecEnv:
             v = d[k]
             setattr(self, k, v.to(self.device) if k != "paths" else v)
         self.gen.set_state(d["gen"])
+        if "rot_gen" in d:
+            self.rot_gen.set_state(d["rot_gen"])
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -201,3 +201,31 @@ def test_spread_term_penalizes_collapse(tiny_data):
     gap_with = (r_match - r_coll).mean()
     gap_without = (e0.reward(target, target)[0] - e0.reward(collapsed, target)[0]).mean()
     assert cfg_no.spread_weight == 0 and gap_with > gap_without > 0
+
+
+def test_rotation_keeps_mean_and_spread_and_evaluations_repeat(tiny_data):
+    """rotate: the integrated analysis is a random member mix of the unrotated one (same mean and covariance, other
+    members), and reset_to restarts its stream, so two evaluations of the same policy are equal."""
+    cfg, _, _, d = tiny_data
+    envs = [
+        EnKFVecEnv(dataclasses.replace(cfg, rotate=rot, rtps=0.0), d, 2, seed=0, scoring=False) for rot in (False, True)
+    ]
+    a = 0.1 * torch.randn(2, cfg.N_ens, cfg.N, generator=torch.Generator().manual_seed(0))
+    got = []
+    for e in envs:
+        e.reset_to([1, 2], 0, 5)
+        seen = {}
+        e.fc = lambda x, seen=seen: seen.setdefault("xa", x.clone())  # the analysis that is integrated
+        e.step(a)
+        got.append(seen["xa"])
+    plain, rotated = got
+    torch.testing.assert_close(rotated.mean(1), plain.mean(1))
+    A, B = plain - plain.mean(1, keepdim=True), rotated - rotated.mean(1, keepdim=True)
+    torch.testing.assert_close(B.transpose(1, 2) @ B, A.transpose(1, 2) @ A, rtol=1e-4, atol=1e-5)
+    assert (rotated - plain).abs().max() > 1e-3
+    e = EnKFVecEnv(dataclasses.replace(cfg, rotate=True), d, 2, seed=0, scoring=False)
+    runs = []
+    for _ in range(2):
+        e.reset_to([1, 2], 0, 6)
+        runs.append(torch.stack([e.step(a).info["member_rmse"] for _ in range(5)]))
+    torch.testing.assert_close(runs[0], runs[1])
