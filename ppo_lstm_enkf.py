@@ -176,8 +176,8 @@ class Agent(nn.Module):
         g, inn, a = obs[..., self.gate_idx, :], obs[..., self.innov_gate or 0, :], obs[..., self.gate_idx[0], :]
         if self.shifts:  # innov_i(j + k) at j for every shift k (periodic grid)
             g = torch.cat([g, torch.stack([inn.roll(-k, -1) for k in self.shifts], -2)], -2)
-        if self.kg:  # kg_k(j) * innov_i(j + k) (the gain rows on the innovations); kgsr(j) * anom_i(j) where k is None
-            prods = [obs[..., c, :] * (a if k is None else inn.roll(-k, -1)) for c, k in self.kg]  # (..., M, N) each
+        if self.kg:  # kg_k(j) * innov_i(j + k) (the gain rows on the innovations); sr_k(j) * anom_i(j + k), kgsr: k = 0
+            prods = [obs[..., c, :] * (a if on_a else inn).roll(-k, -1) for c, k, on_a in self.kg]  # (..., M, N) each
             g = torch.cat([g, torch.stack(prods, -2)], -2)
         return g
 
@@ -199,10 +199,13 @@ class LocalAgent(Agent):
         feats, last = cfg.feature_list, (cfg.temporal_window - 1) * (C // cfg.temporal_window)
         gates = [f for f, on in (("anom", cfg.anomaly_gate), ("innov", cfg.innovation_gate)) if on and f in feats]
         self.gate_idx, self.mix = [last + feats.index(f) for f in gates], cfg.member_mix
-        if "innov" in gates:  # gain gate: + g_k * kg_k(j) * innov_i(j+k) per kg feature, + g * kgsr(j) * anom_i(j)
+        if (
+            "innov" in gates
+        ):  # gain gate: + g_k * kg_k(j) * innov_i(j+k) per kg, + g_k * sr_k(j) * anom_i(j+k) per sr/kgsr
             self.innov_gate, sr = self.gate_idx[gates.index("innov")], gates[0] == "anom"
-            kgs = [f for f in feats if f.startswith("kg") and (f != "kgsr" or sr)] if cfg.gain_gate else []
-            self.kg = [(last + feats.index(f), None if f == "kgsr" else int(f[2:])) for f in kgs]  # (channel, offset)
+            on_a = lambda f: f == "kgsr" or f[:2] == "sr"  # noqa: E731 - gates on the anomaly, the others on innov
+            kgs = [f for f in feats if (f[:2] == "kg" and not on_a(f)) or (sr and on_a(f))] if cfg.gain_gate else []
+            self.kg = [(last + feats.index(f), 0 if f == "kgsr" else int(f[2:]), on_a(f)) for f in kgs]  # (c, k, on_a)
         return gates, last
 
     def _build(self, cfg, C, M, N, H, L):

@@ -93,6 +93,7 @@ def run_filter(
         print("   mean alpha" if relax else "   mean lambda", sum(lams[burn:]) / len(lams[burn:]))
 
 
+SR = cfg.features.replace(",kgsr", "," + ",".join(f"sr{k}" for k in range(-8, 9)))  # the square-root rows
 t0 = time.time()
 jobs = {
     "k05": lambda: run_filter("ETKF adaptive kappa .5", etkf, kappa=0.5),
@@ -103,6 +104,14 @@ jobs = {
     "f110": lambda: run_filter("ETKF fixed 1.10", etkf, adapt=0, infl=1.10),
     "agent_start": lambda: run_env("untrained gain-gated agent (adaptive)"),
     "agent_relax": lambda: run_env("untrained gain-gated agent (relax)", spread_adapt="relax"),
+    "agent_relax_rot": lambda: run_env("untrained agent (relax) + rotation", spread_adapt="relax", rotate=True),
+    "agent_start_rot": lambda: run_env("untrained agent (adaptive) + rotation", rotate=True),
+    "agent_sr": lambda: run_env("untrained agent + sr rows (adaptive)", features=SR),
+    "agent_sr_rot": lambda: run_env("untrained agent + sr rows (adaptive) + rot", features=SR, rotate=True),
+    "agent_sr_relax": lambda: run_env("untrained agent + sr rows (relax)", features=SR, spread_adapt="relax"),
+    "agent_sr_relax_rot": lambda: run_env(
+        "untrained agent + sr rows (relax) + rot", features=SR, spread_adapt="relax", rotate=True
+    ),  # fmt: skip
     "etkf_relax": lambda: run_filter("ETKF adaptive relaxation", etkf, relax=True),
     "etkf_relax_rot": lambda: run_filter("ETKF adaptive relaxation + rotation", etkf, relax=True, rotate=True),
     "agent_start_nokgsr": lambda: run_env("gain-gated, no kgsr", features=cfg.features.replace(",kgsr", "")),

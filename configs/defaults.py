@@ -115,7 +115,11 @@ class Config:
     times the innovation scale over the increment scale (so that sum_k kg_k(j) innov_i(j + k) is the
     normalized increment K d_i): the multivariate form of gain, from the prior and R alone (no observation values);
     kgsr: K_jj + sqrt(1 - K_jj) - 1 at observed points (0 elsewhere), in increment units per normalized anomaly: what a
-    square-root filter adds back to the anomaly that the gain shrank (with gain_gate: a gate on kgsr * anom_i). The user's original list: xa_prev,xb,dxa,y."""
+    square-root filter adds back to the anomaly that the gain shrank (with gain_gate: a gate on kgsr * anom_i), one variable
+    at a time; sr-16 ... sr16: its multivariate form, row j of S - I + K H at grid point j + k (S the symmetric square-root
+    transform of the prior's anomalies, S P S^T = (I - K H) P, localized as kg; enkf.filters.gain_and_root), in the same
+    units: with gain_gate, sum_k sr_k(j) anom_i(j + k) added to the gain's K d_i makes the untrained analysis the ETKF's.
+    The user's original list: xa_prev,xb,dxa,y."""
     agent_inflation: float = _f(0.0, 0.0, 100.0)
     """Multiplicative inflation of the agent's forecast anomalies before it sees them (a filter's prior
     inflation, applied to the agent's own ensemble every cycle). 1 = none; 0 = the teacher's inflation."""
@@ -395,13 +399,14 @@ def _cross_check(cfg: Config, source: str):
     if cfg.burn_in >= cfg.path_length:
         bad("burn_in", f"= {cfg.burn_in} must be < path_length = {cfg.path_length}")
     allowed = ("xb", "y", "innov", "mean", "spread", "anom", "xa_prev", "dxa",
-               "gain", *(f"corr{k}" for k in range(1, 17)), *(f"kg{k}" for k in range(-16, 17)), "kgsr")  # fmt: skip
+               "gain", *(f"corr{k}" for k in range(1, 17)), *(f"kg{k}" for k in range(-16, 17)), "kgsr",
+               *(f"sr{k}" for k in range(-16, 17)))  # fmt: skip
     feats = [f.strip() for f in cfg.features.split(",")]
     for f in feats:
         if f not in allowed:
             bad(
                 "features",
-                f"has unknown feature {f!r} (allowed: {', '.join(allowed[:9])}, corr1 ... corr16, kg-16 ... kg16)",
+                f"has unknown feature {f!r} (allowed: {', '.join(allowed[:9])}, corr1 ... corr16, kg-16 ... kg16, kgsr, sr-16 ... sr16)",
             )
         if f.startswith("corr") and int(f[4:]) >= cfg.N:
             bad("features", f"has {f!r}: the correlation distance must be < N = {cfg.N}")

@@ -129,7 +129,7 @@ class EnKFVecEnv:
         mean = Eb.mean(1, keepdim=True)  # (n, 1, N)
         A = Eb - mean  # (n, M, N) anomalies
         sd = Eb.std(1, keepdim=True)  # (n, 1, N)
-        out, K = [], None
+        out, K, Sr = [], None, None
         for f in self.features:
             if f == "xb":
                 v = self.norm("state", Eb)
@@ -154,6 +154,11 @@ class EnKFVecEnv:
                     K = self._gain_rows(A)
                 kjj = (K[:, :, 0] * self.mask).clamp(0.0, 1.0)  # (n, N)
                 v = ((kjj + (1 - kjj).sqrt() - 1) * self.sr_scale).unsqueeze(1).expand_as(Eb)
+            elif f.startswith("sr"):  # row j of S - I + K H: what the square root adds to each anomaly (no obs values)
+                Sr = self._gain_rows(A, root=True) if Sr is None else Sr
+                k = int(f[2:])
+                keep = -((self.N - 1) // 2) <= k <= self.N // 2
+                v = (Sr[:, :, k % self.N] * self.sr_scale).unsqueeze(1).expand_as(Eb) if keep else torch.zeros_like(Eb)
             elif f.startswith("kg"):  # ensemble Kalman gain K[j, obs at j + k] of the prior (no observation values)
                 if K is None:
                     K = self._gain_rows(A)  # (n, N, N): K[:, j, j + k mod N]
@@ -173,17 +178,13 @@ class EnKFVecEnv:
             out.append(self.mask.expand_as(Eb))
         return torch.stack(out, 2).clamp(-self.bound, self.bound)  # (n, M, F, N)
 
-    def _gain_rows(self, A: torch.Tensor) -> torch.Tensor:
-        """The ensemble Kalman gain (localized by rho, gain_radius) of anomalies A (n, M, N) as rows over offsets: G (n, N, N) with G[:, j, k] =
-        K[j, column of the observation at grid point (j + k) mod N], 0 where that point is not observed."""
+    def _gain_rows(self, A: torch.Tensor, root: bool = False) -> torch.Tensor:
+        """The ensemble Kalman gain (localized by rho, gain_radius) of anomalies A (n, M, N) as rows over offsets: G (n, N, N)
+        with G[:, j, k] = K[j, column of the observation at grid point (j + k) mod N], 0 where that point is not observed;
+        root: the rows of S - I + K H instead (S the square-root transform of the anomalies, filters.gain_and_root)."""
         n, M, N = A.shape
-        idx = self.obs_op.idx.to(A.device)
-        P = A.transpose(1, 2) @ A / (M - 1) * self.rho.to(A)  # (n, N, N): the localized prior covariance
-        PHt = P[:, :, idx]  # (n, N, p)
-        S = P[:, idx][:, :, idx] + self.r * torch.eye(len(idx), device=A.device, dtype=A.dtype)  # (n, p, p)
-        K = torch.linalg.solve(S, PHt.transpose(1, 2)).transpose(1, 2)  # (n, N, p): S symmetric
-        full = torch.zeros(n, N, N, device=A.device, dtype=A.dtype)
-        full[..., idx] = K
+        KH, S = filters.gain_and_root(A, self.rho, self.obs_op.idx.to(A.device), self.r, root)
+        full = S - torch.eye(N, device=A.device, dtype=A.dtype) + KH if root else KH
         j = torch.arange(N, device=A.device)
         cols = (j.view(N, 1) + j.view(1, N)) % N  # (N, N): column (j + k) mod N
         return full.gather(2, cols.expand(n, N, N))

@@ -305,6 +305,32 @@ def free_run(E: torch.Tensor, y=None, obs=None, r=None, inflation=1.0) -> torch.
     return E
 
 
+def gain_and_root(A: torch.Tensor, rho: torch.Tensor, idx: torch.Tensor, r: float, root: bool = True):
+    """The Kalman update of anomalies A (n, M, N) in state space, from their covariance localized by rho (N, N) (Schur
+    product), observations at grid points idx with R = r I: (K H (n, N, N), S (n, N, N) or None). K H maps a state-space
+    innovation to the increment; S is the symmetric square-root transform of the anomalies, S P S^T = (I - K H) P, with
+    S = P^(1/2) (I + P^(1/2) H^T R^-1 H P^(1/2))^(-1/2) P^(-1/2) (pseudo-inverse on the range of P): without localization
+    S A = the ETKF's analysis anomalies (Hunt et al. 2007, symmetric root), as one left multiplication."""
+    n, M, N = A.shape
+    P = A.transpose(1, 2) @ A / (M - 1) * rho.to(A)  # (n, N, N): the localized prior covariance
+    Sy = P[:, idx][:, :, idx] + r * torch.eye(len(idx), device=A.device, dtype=A.dtype)  # (n, p, p)
+    K = torch.linalg.solve(Sy, P[:, :, idx].transpose(1, 2)).transpose(1, 2)  # (n, N, p): Sy symmetric
+    KH = torch.zeros(n, N, N, device=A.device, dtype=A.dtype)
+    KH[..., idx] = K
+    if not root:
+        return KH, None
+    lam, V = torch.linalg.eigh(P.double())  # (n, N), (n, N, N)
+    lam = lam.clamp_min(0.0)
+    keep = lam > lam[:, -1:] * 1e-9  # the range of P
+    half = (V * lam.sqrt().unsqueeze(1)) @ V.transpose(1, 2)  # P^(1/2)
+    ihalf = (V * torch.where(keep, lam.clamp_min(1e-300).rsqrt(), 0.0).unsqueeze(1)) @ V.transpose(1, 2)  # P^(-1/2)
+    Ht = torch.zeros(N, device=A.device, dtype=torch.float64)
+    Ht[idx] = 1.0 / r  # H^T R^-1 H: diagonal
+    z, U = torch.linalg.eigh(half @ (Ht.unsqueeze(-1) * half))  # (n, N), (n, N, N)
+    inv = (U * (1.0 + z.clamp_min(0.0)).rsqrt().unsqueeze(1)) @ U.transpose(1, 2)  # (I + Z)^(-1/2)
+    return KH, (half @ inv @ ihalf).to(A.dtype)
+
+
 def random_rotation(batch: tuple, M: int, generator=None, dtype=torch.float64) -> torch.Tensor:
     """Random orthogonal (..., M, M) matrices Q with Q 1 = 1 (Haar on the complement of the ones vector): Q @ A
     mixes the members of anomalies A (..., M, N) keeping their mean (zero) and their covariance A^T A."""

@@ -17,14 +17,14 @@ from enkf.env import EnKFVecEnv
 
 def gain_action(env: EnKFVecEnv) -> torch.Tensor:
     """(B, M, N) the normalized action of an untrained gain-gated policy (every gate at 1, nothing else): the sum
-    over the kg features of kg_k(j) * innov_i(j + k), plus kgsr(j) * anom_i(j)."""
+    over the kg features of kg_k(j) * innov_i(j + k), plus kgsr(j) * anom_i(j) and sr_k(j) * anom_i(j + k)."""
     f = env.window[:, -1]  # (B, M, F, N) the newest features
     ix = {name: i for i, name in enumerate(env.features)}
     inn = f[:, :, ix["innov"]]
     a = torch.zeros_like(inn)
     for name, i in ix.items():
-        if name == "kgsr" and "anom" in ix:
-            a = a + f[:, :, i] * f[:, :, ix["anom"]]
+        if (name == "kgsr" or name[:2] == "sr") and "anom" in ix:
+            a = a + f[:, :, i] * f[:, :, ix["anom"]].roll(-(0 if name == "kgsr" else int(name[2:])), -1)
         elif name.startswith("kg") and name != "kgsr":
             a = a + f[:, :, i] * inn.roll(-int(name[2:]), -1)
     return a

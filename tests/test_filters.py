@@ -164,3 +164,24 @@ def test_filters_reduce_error_on_L96_1(name, l96_1_problem):
     assert torch.isfinite(a).all()
     assert (a < 0.8 * f).all(), (name, a, f)
     assert (a < math.sqrt(0.1)).all()  # better than observation-only (whose RMSE is ~ the obs error std)
+
+
+@pytest.mark.parametrize("M", [30, 5])  # N = 6: a full-rank and a rank-4 prior covariance
+def test_state_space_gain_and_root_are_the_etkf(M):
+    """gain_and_root without localization: K H (y - H mean) is the ETKF's mean update and S A its analysis anomalies,
+    with partial observation; S P S^T = (I - K H) P."""
+    from enkf.filters import gain_and_root
+
+    E, obs, _, y = _problem(M=M)
+    r = 0.5  # the env's R = r I
+    A = E - E.mean(1, keepdim=True)  # (B, M, N)
+    idx = obs.idx
+    KH, S = gain_and_root(A, torch.ones(6, 6, dtype=D), idx, r)
+    want = etkf(E, y, obs, r)
+    d = torch.zeros(3, 6, dtype=D)
+    d[:, idx] = y - E.mean(1)[:, idx]
+    torch.testing.assert_close(E.mean(1) + (KH @ d.unsqueeze(-1)).squeeze(-1), want.mean(1))
+    torch.testing.assert_close(A @ S.transpose(1, 2), want - want.mean(1, keepdim=True))
+    P = A.transpose(1, 2) @ A / (M - 1)
+    torch.testing.assert_close(S @ P @ S.transpose(1, 2), P - KH @ P)
+    assert (KH[..., [1, 4]] == 0).all()  # unobserved points take no innovation

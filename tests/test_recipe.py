@@ -365,7 +365,7 @@ def test_gain_and_square_root_gates_start_as_the_eakf_for_uncorrelated_variables
     f = env._features(torch.arange(2))  # (B, M, F, N)
     obs = f.unsqueeze(1).expand(-1, cfg.temporal_window, -1, -1, -1).permute(0, 2, 1, 3, 4).reshape(2, 8, -1, cfg.N)
     ag = P.Agent(cfg, env.C, 8, cfg.N)
-    assert ag.kg[-1][1] is None  # the kgsr gate
+    assert ag.kg[-1][1:] == (0, True)  # the kgsr gate: offset 0, on the anomaly
     with torch.no_grad():
         ag.actor_head.weight.zero_()
     mean, _ = ag.actor_step(obs, ag.initial_state(2), torch.ones(2))
@@ -493,3 +493,35 @@ def test_the_recipe_chooses_where_the_spread_adapts(tiny_cfg_file, tiny_data, tm
     del ck["config"]["spread_adapt"]
     torch.save(ck, tmp_path / "old.pt")
     assert P.load_checkpoint(str(tmp_path / "old.pt"))["config"]["spread_adapt"] == "prior"
+
+
+def test_gain_and_square_root_rows_start_as_the_etkf(tiny_cfg_file, tiny_data):
+    """With the kg rows and the sr rows (S - I + K H) gated at 1, the untrained agent's analysis is the ETKF's (symmetric
+    root), for correlated anomalies of rank M - 1 < N (the pseudo-inverse path)."""
+    from enkf.env import EnKFVecEnv
+    from enkf.filters import etkf
+
+    _, _, _, d = tiny_data
+    rows = ",".join(f"{q}{k}" for q in ("kg", "sr") for k in range(-3, 5))
+    cfg = load_config(tiny_cfg_file, {"features": f"xb,innov,anom,{rows}", "gain_gate": True, "rtps": 0.0,
+                                      "agent_inflation": 1.0, "gain_radius": 1e6})  # fmt: skip
+    env = EnKFVecEnv(cfg, d, 2, seed=0)
+    env.reset()
+    g = torch.Generator().manual_seed(3)
+    A = torch.randn(2, 6, cfg.N, generator=g) @ torch.randn(cfg.N, cfg.N, generator=g) * 0.05  # correlated
+    A = A - A.mean(1, keepdim=True)  # (B, M=6, N=8): rank 5
+    env.Eb = d.truth[env.path, env.t].unsqueeze(1) + 0.2 + A
+    f = env._features(torch.arange(2))
+    assert f.abs().max() < cfg.bound  # nothing clipped
+    M = 6
+    obs = f.unsqueeze(1).expand(-1, cfg.temporal_window, -1, -1, -1).permute(0, 2, 1, 3, 4).reshape(2, M, -1, cfg.N)
+    ag = P.Agent(cfg, env.C, M, cfg.N)
+    assert [k for _, k, a in ag.kg if a] == list(range(-3, 5))  # the sr gates, on the anomaly
+    with torch.no_grad():
+        ag.actor_head.weight.zero_()
+    mean, _ = ag.actor_step(obs, ag.initial_state(2), torch.ones(2))
+    xa = env.analysis_from_action(mean).double()
+    Eb, y = env.Eb.double(), env.y[env.path, env.t].double()
+    want = etkf(Eb, y, env.obs_op, env.r, 1.0)
+    torch.testing.assert_close(xa, want, rtol=1e-4, atol=1e-4)
+    assert (xa - xa.mean(1, keepdim=True)).abs().max() > 1e-3  # the anomalies did not vanish
