@@ -105,7 +105,7 @@ class Config:
     the whole of path 0."""
     temporal_window: int = _f(3, 1, 64)
     """Number of past steps of features stacked into each observation."""
-    features: str = "xb,y,innov,mean,spread,anom,corr1,corr2,gain,kg-8,kg-7,kg-6,kg-5,kg-4,kg-3,kg-2,kg-1,kg0,kg1,kg2,kg3,kg4,kg5,kg6,kg7,kg8,kgsr"
+    features: str = "xb,y,innov,mean,spread,anom,corr1,corr2,gain,kg-8,kg-7,kg-6,kg-5,kg-4,kg-3,kg-2,kg-1,kg0,kg1,kg2,kg3,kg4,kg5,kg6,kg7,kg8,sr-8,sr-7,sr-6,sr-5,sr-4,sr-3,sr-2,sr-1,sr0,sr1,sr2,sr3,sr4,sr5,sr6,sr7,sr8"
     """Comma list of per-cell input features: xb, y, innov (y - H xb_i), mean, spread, anom (xb_i - mean),
     xa_prev (previous analysis of the member), dxa (its change); ensemble context from xb and y alone:
     corr1 ... corr16 (correlation across members of x_j with x_{j+k}, periodic; k < N), gain (s_j^2 / (s_j^2 + r) at
@@ -119,7 +119,8 @@ class Config:
     at a time; sr-16 ... sr16: its multivariate form, row j of S - I + K H at grid point j + k (S the symmetric square-root
     transform of the prior's anomalies, S P S^T = (I - K H) P, localized as kg; enkf.filters.gain_and_root), in the same
     units: with gain_gate, sum_k sr_k(j) anom_i(j + k) added to the gain's K d_i makes the untrained analysis the ETKF's.
-    The user's original list: xa_prev,xb,dxa,y."""
+    The default has kg-8 ... kg8 and sr-8 ... sr8 (until 2026-12-07: kgsr instead of the sr rows; agent files keep their
+    list). The user's original list: xa_prev,xb,dxa,y."""
     agent_inflation: float = _f(0.0, 0.0, 100.0)
     """Multiplicative inflation of the agent's forecast anomalies before it sees them (a filter's prior
     inflation, applied to the agent's own ensemble every cycle). 1 = none; 0 = the teacher's inflation."""
@@ -150,11 +151,14 @@ class Config:
     rtps: float = _f(0.0, 0.0, 1.0)
     """Relaxation to prior spread (Whitaker & Hamill 2012) applied to the agent's analysis per grid point:
     anomalies scaled by 1 + rtps (sigma_b - sigma_a) / sigma_a (0 = off)."""
-    rotate: bool = False
+    rotate: bool = True
     """Random rotation of the agent's analysis anomalies each cycle, after the relaxation (what the best classical filters
     do, enkf.filters.random_rotation): a random orthogonal mix of the members that keeps the ensemble mean and the
     sample covariance, so only which member carries which anomaly changes. Applied in the environment to what is
-    integrated (the agent is scored before it); evaluation reseeds its stream on every reset_to."""
+    integrated (the agent is scored before it); evaluation reseeds its stream on every reset_to. True (default since
+    2026-12-07, the recipe): without it the agent's ensemble keeps its members' identities, as an unrotated ETKF does,
+    which costs that filter 10-13% on the dense configs (docs/results.md). An agent file from before the field loads
+    with False."""
     action: str = _f("increment", choices=("increment", "absolute"))
     """increment: xa = xb + denorm_increment(a) (zero action keeps the forecast); absolute: xa = denorm_state(a)."""
     bound: float = _f(3.0, 1.0, 100.0)
