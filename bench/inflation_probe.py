@@ -9,7 +9,13 @@ inflation, 1.25 on L96_2) and is clipped at inflation_adapt_max^2, as in the env
 would choose (enkf.gain.choose_gain_radius: 20 on L96_2) unless given.
 
 Prints per-path RMSE, the mean and spread/RMSE per variant (and the mean adaptive factor or relaxation). 2026-12-06:
-the figures of docs/results.md ("the inflation the recipe follows", and the second command: "adaptive relaxation")."""
+the figures of docs/results.md ("the inflation the recipe follows", and the second command: "adaptive relaxation").
+2026-12-07 ("the reward's clip, the square-root rows and rotation"):
+
+    python bench/inflation_probe.py L96_2 agent_relax,agent_sr_relax,agent_sr_relax_rot,etkf_relax,etkf_relax_rot 1e6
+    python bench/inflation_probe.py L96_2 negative 1e6
+
+The agent variants start from the features and rotation of before 2026-12-07 (kgsr, no rotation) unless named."""
 
 import dataclasses
 import sys
@@ -50,8 +56,8 @@ def report(name, rm, sp):
     )
 
 
-def run_env(name, **kw):
-    c = dataclasses.replace(cfg, **kw)
+def run_env(name, **kw):  # the start until 2026-12-07 (kgsr, no rotation) unless kw says otherwise
+    c = dataclasses.replace(cfg, **({"features": KGSR, "rotate": False} | kw))
     env = EnKFVecEnv(c, data, len(paths), scoring=False)
     env.reset_to(paths, 0, T)
     rm, sp = [], []
@@ -93,7 +99,23 @@ def run_filter(
         print("   mean alpha" if relax else "   mean lambda", sum(lams[burn:]) / len(lams[burn:]))
 
 
-SR = cfg.features.replace(",kgsr", "," + ",".join(f"sr{k}" for k in range(-8, 9)))  # the square-root rows
+def negative_scores(name, **kw):
+    """The share of cells whose CRPS contribution is negative (their reward was clipped to exactly 1 before 2026-12-07),
+    for the untrained gain-gated analysis on paths 1-4, cycles 50-200."""
+    c = dataclasses.replace(cfg, **({"features": KGSR, "rotate": False} | kw))
+    env = EnKFVecEnv(c, data, 4, scoring=True)
+    env.reset_to([1, 2, 3, 4], 0, 300)
+    share = []
+    for t in range(200):
+        a = gain_action(env)
+        r = env.reward(env.analysis_from_action(a, relax=False), env.teacher())[0]  # 1 - score
+        share += [float((r > 1).float().mean())] if t >= 50 else []
+        env.step(a, a)
+    print(f"{name:40s} share of cells with a negative score {sum(share) / len(share):.3f}", flush=True)
+
+
+SR = ",".join(f for f in cfg.features.split(",") if f[:2] != "sr") + "," + ",".join(f"sr{k}" for k in range(-8, 9))
+KGSR = ",".join(f for f in cfg.features.split(",") if f[:2] != "sr") + ",kgsr"  # the default features until 2026-12-07
 t0 = time.time()
 jobs = {
     "k05": lambda: run_filter("ETKF adaptive kappa .5", etkf, kappa=0.5),
@@ -112,6 +134,7 @@ jobs = {
     "agent_sr_relax_rot": lambda: run_env(
         "untrained agent + sr rows (relax) + rot", features=SR, spread_adapt="relax", rotate=True
     ),  # fmt: skip
+    "negative": lambda: negative_scores("untrained agent (relax): CRPS < 0", spread_adapt="relax"),
     "etkf_relax": lambda: run_filter("ETKF adaptive relaxation", etkf, relax=True),
     "etkf_relax_rot": lambda: run_filter("ETKF adaptive relaxation + rotation", etkf, relax=True, rotate=True),
     "agent_start_nokgsr": lambda: run_env("gain-gated, no kgsr", features=cfg.features.replace(",kgsr", "")),
