@@ -199,13 +199,10 @@ class LocalAgent(Agent):
         feats, last = cfg.feature_list, (cfg.temporal_window - 1) * (C // cfg.temporal_window)
         gates = [f for f, on in (("anom", cfg.anomaly_gate), ("innov", cfg.innovation_gate)) if on and f in feats]
         self.gate_idx, self.mix = [last + feats.index(f) for f in gates], cfg.member_mix
-        if (
-            "innov" in gates
-        ):  # gain gate: + g_k * kg_k(j) * innov_i(j+k) per kg, + g_k * sr_k(j) * anom_i(j+k) per sr/kgsr
+        if "innov" in gates:  # gain gate: + g_k kg_k(j) innov_i(j+k), + g_k sr_k(j) anom_i(j+k) (kgsr: k = 0)
             self.innov_gate, sr = self.gate_idx[gates.index("innov")], gates[0] == "anom"
-            on_a = lambda f: f == "kgsr" or f[:2] == "sr"  # noqa: E731 - gates on the anomaly, the others on innov
-            kgs = [f for f in feats if (f[:2] == "kg" and not on_a(f)) or (sr and on_a(f))] if cfg.gain_gate else []
-            self.kg = [(last + feats.index(f), 0 if f == "kgsr" else int(f[2:]), on_a(f)) for f in kgs]  # (c, k, on_a)
+            kgs = [f for f in feats if f[:2] in ("kg", "sr") and (sr or "sr" not in f)] if cfg.gain_gate else []
+            self.kg = [(last + feats.index(f), 0 if f == "kgsr" else int(f[2:]), "sr" in f) for f in kgs]  # sr: anom
         return gates, last
 
     def _build(self, cfg, C, M, N, H, L):
