@@ -217,6 +217,7 @@ class EnKFVecEnv:
     def reset(self, seed: int | None = None) -> torch.Tensor:
         if seed is not None:
             self.gen.manual_seed(seed)
+            self.rot_gen.manual_seed(seed + 2)
         self._reset_ids(torch.arange(self.B, device=self.device))
         return self._obs()
 
@@ -428,9 +429,7 @@ class EnKFGymEnv(gym.Env):
 
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
-        if seed is not None:
-            self.venv.gen.manual_seed(int(seed))
-        obs = self.venv.reset()
+        obs = self.venv.reset(None if seed is None else int(seed))  # a seed also restarts the rotations
         return obs[0].cpu().numpy().astype(np.float32), {}
 
     def step(self, action):
