@@ -150,23 +150,15 @@ class EnKFVecEnv:
             elif (
                 f == "kgsr"
             ):  # the square-root correction of the anomaly at j: K_jj + sqrt(1 - K_jj) - 1 (0 unobserved)
-                if K is None:
-                    K = self._gain_rows(A)
+                K = self._gain_rows(A) if K is None else K
                 kjj = (K[:, :, 0] * self.mask).clamp(0.0, 1.0)  # (n, N)
                 v = ((kjj + (1 - kjj).sqrt() - 1) * self.sr_scale).unsqueeze(1).expand_as(Eb)
-            elif f.startswith("sr"):  # row j of S - I + K H: what the square root adds to each anomaly (no obs values)
-                Sr = self._gain_rows(A, root=True) if Sr is None else Sr
-                k = int(f[2:])
-                keep = -((self.N - 1) // 2) <= k <= self.N // 2
-                v = (Sr[:, :, k % self.N] * self.sr_scale).unsqueeze(1).expand_as(Eb) if keep else torch.zeros_like(Eb)
-            elif f.startswith("kg"):  # ensemble Kalman gain K[j, obs at j + k] of the prior (no observation values)
-                if K is None:
-                    K = self._gain_rows(A)  # (n, N, N): K[:, j, j + k mod N]
-                k = int(f[2:])
-                if -((self.N - 1) // 2) <= k <= self.N // 2:  # each column once: a wrapped offset repeats one
-                    v = K[:, :, k % self.N].unsqueeze(1).expand_as(Eb) * self.kg_scale
-                else:
-                    v = torch.zeros_like(Eb)
+            elif f[:2] in ("kg", "sr"):  # row j of K (kg) or of S - I + K H (sr) at j + k, of the prior (no obs values)
+                K = self._gain_rows(A) if K is None and f[:2] == "kg" else K  # (n, N, N): K[:, j, j + k mod N]
+                Sr = self._gain_rows(A, root=True) if Sr is None and f[:2] == "sr" else Sr
+                G, k, scale = (K, int(f[2:]), self.kg_scale) if f[:2] == "kg" else (Sr, int(f[2:]), self.sr_scale)
+                keep = -((self.N - 1) // 2) <= k <= self.N // 2  # each column once: a wrapped offset repeats one
+                v = G[:, :, k % self.N].unsqueeze(1).expand_as(Eb) * scale if keep else torch.zeros_like(Eb)
             elif f == "gain":  # scalar Kalman gain of the forecast spread at observed points
                 v = (sd**2 / (sd**2 + self.r) * self.mask).expand_as(Eb)
             elif f == "xa_prev":

@@ -14,7 +14,9 @@ from enkf.env import EnKFGymEnv, EnKFVecEnv
 def env(tiny_data):
     """The env with a fixed prior inflation (prior(Eb) needs no observation; the adaptive one: test_recipe.py)."""
     cfg, _, _, d = tiny_data
-    e = EnKFVecEnv(dataclasses.replace(cfg, inflation_adapt=0.0), d, num_envs=4, seed=0)
+    e = EnKFVecEnv(
+        dataclasses.replace(cfg, inflation_adapt=0.0, rotate=False), d, num_envs=4, seed=0
+    )  # rotation: below
     e.set_paths([1, 2, 3])
     e.reset()
     return e

@@ -288,7 +288,7 @@ def test_gain_gate_multiplies_each_gain_row_by_the_neighbours_innovation():
     cfg = load_config("configs/L96_1.py", {"features": feats, "innovation_reach": 1, "gain_gate": True})
     F, W, M, N = 6, cfg.temporal_window, 4, cfg.N
     ag = P.Agent(cfg, W * F, M, N)
-    assert [k for _, k in ag.kg] == [-1, 0, 1]
+    assert [(k, on_anom) for _, k, on_anom in ag.kg] == [(-1, False), (0, False), (1, False)]
     n_out = ag.actor_head.out_channels
     assert n_out == 1 + 2 + 2 + 3  # mean, anom and innov gates, 2 shifts, 3 gain rows
     with torch.no_grad():
@@ -435,7 +435,8 @@ def test_relax_mode_leaves_the_prior_alone_and_relaxes_the_analysis(tiny_cfg_fil
     from enkf.filters import adapt_relaxation
 
     _, _, _, d = tiny_data
-    cfg = load_config(tiny_cfg_file, {"agent_inflation": 1.2, "spread_adapt": "relax", "inflation_adapt": 0.25})
+    cfg = load_config(tiny_cfg_file, {"agent_inflation": 1.2, "spread_adapt": "relax", "inflation_adapt": 0.25,
+                                      "rotate": False})  # fmt: skip
     env = EnKFVecEnv(cfg, d, 4, seed=0)
     env.reset()
     p, t = env.path, env.t

@@ -90,6 +90,7 @@ def _env(tiny_data, **kw):
     """An env with the fixed prior inflation these tests check (the adaptive one is tested in test_recipe.py)."""
     cfg, _, _, d = tiny_data
     kw.setdefault("inflation_adapt", 0.0)
+    kw.setdefault("rotate", False)  # the integrated analysis is the agent's own
     e = EnKFVecEnv(dataclasses.replace(cfg, **kw), d, num_envs=3, seed=0)
     e.set_paths([1, 2])
     e.reset()
