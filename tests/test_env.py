@@ -100,14 +100,18 @@ def test_per_member_reward_is_one_minus_member_rmse(tiny_data):
     assert res.info["member_rmse"].shape == (2, e.M)
 
 
-def test_crps_reward_is_not_cut_where_a_member_beats_its_spread(tiny_data):
-    """A member closer to the truth than to the other members has a negative CRPS contribution: its reward is above 1,
-    and moving it further towards the truth still pays (a reward clipped at 1 would make both the same)."""
+def _crps_env(tiny_data):
+    """One env scoring the CRPS against the truth, its truth (1, 1, N) and a seeded generator."""
     cfg, _, _, d = tiny_data
     e = EnKFVecEnv(dataclasses.replace(cfg, reward_form="crps", reward_target="truth"), d, num_envs=1, seed=0)
     e.reset()
-    truth = e.teacher()  # (1, 1, N)
-    g = torch.Generator().manual_seed(0)
+    return e, e.teacher(), torch.Generator().manual_seed(0)
+
+
+def test_crps_reward_is_not_cut_where_a_member_beats_its_spread(tiny_data):
+    """A member closer to the truth than to the other members has a negative CRPS contribution: its reward is above 1,
+    and moving it further towards the truth still pays (a reward clipped at 1 would make both the same)."""
+    e, truth, g = _crps_env(tiny_data)
     ens = truth + 0.5 * torch.randn(1, e.M, e.N, generator=g)
     near, nearer = ens.clone(), ens.clone()
     near[:, 0], nearer[:, 0] = truth[:, 0] + 0.05, truth[:, 0] + 0.01
@@ -117,11 +121,7 @@ def test_crps_reward_is_not_cut_where_a_member_beats_its_spread(tiny_data):
 
 def test_crps_reward_prefers_spread_matching_target(tiny_data):
     """Against a truth, an ensemble spread around it scores better than the same mean collapsed but offset."""
-    cfg, _, _, d = tiny_data
-    e = EnKFVecEnv(dataclasses.replace(cfg, reward_form="crps", reward_target="truth"), d, num_envs=1, seed=0)
-    e.reset()
-    truth = e.teacher()  # (1, 1, N)
-    g = torch.Generator().manual_seed(0)
+    e, truth, g = _crps_env(tiny_data)
     spread = truth + 0.5 * torch.randn(1, e.M, e.N, generator=g)
     collapsed = truth + 0.5 + torch.zeros(1, e.M, e.N)
     assert e.reward(spread, truth)[0].mean() > e.reward(collapsed, truth)[0].mean()
