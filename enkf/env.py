@@ -7,7 +7,7 @@
 - action (B, M, N) in [-bound, bound] (normalized): an increment (xa = xb + denorm_increment(a)) or the
   analysis itself (xa = denorm_state(a));
 - continuity: the agent's analysis xa_rl, not the EnKF's, is integrated to the next forecast;
-- reward (B, M, N): per cell `1 - score`, the score clipped to [-2, 2] (a CRPS or energy contribution is negative where
+- reward (B, M, N): per cell `1 - score`, the score clipped to [-2, 2] (a CRPS contribution is negative where
   the member is closer to the target than to the others), in normalized units, against the configured
   target (online EAKF of the agent's own ensemble, the stored EnKF analysis, or the truth); pooled to the
   member or the whole ensemble when `reward_grain` says so; with `agents = per-member`, 1 - RMSE_i of each
@@ -320,7 +320,7 @@ class EnKFVecEnv:
             w = self.cfg.anchor_weight
             anchor = (mean_i - self.xa_enkf[self.path, self.t].mean(1, keepdim=True) / s).abs()
             score = (1 - w) * score + w * anchor
-        r = 1.0 - score.clamp(-2.0, 2.0)  # a CRPS or energy contribution is negative where the member beats its spread
+        r = 1.0 - score.clamp(-2.0, 2.0)  # a CRPS contribution is negative where the member beats its spread
         if self.cfg.reward_grain == "member":
             r = r.mean(2, keepdim=True).expand_as(r)
         elif self.cfg.reward_grain == "ensemble":
