@@ -34,7 +34,7 @@ from enkf.cycle import obs_setup
 from enkf.data import DataError, ensure_data
 from enkf.env import EnKFVecEnv
 from enkf.filters import make_analysis
-from enkf.gain import choose_from_data
+from enkf.gain import choose_from_data, gain_gate_terms
 from enkf.normalization import Normalizer
 from enkf.report import path_baselines, write_report
 from enkf.tuned import Setting, best_setting, resolve, tuned_setting
@@ -201,8 +201,8 @@ class LocalAgent(Agent):
         self.gate_idx, self.mix = [last + feats.index(f) for f in gates], cfg.member_mix
         if "innov" in gates:  # gain gate: + g_k kg_k(j) innov_i(j+k), + g_k sr_k(j) anom_i(j+k) (kgsr: k = 0)
             self.innov_gate, sr = self.gate_idx[gates.index("innov")], gates[0] == "anom"
-            kgs = [f for f in feats if f[:2] in ("kg", "sr") and (sr or "sr" not in f)] if cfg.gain_gate else []
-            self.kg = [(last + feats.index(f), 0 if f == "kgsr" else int(f[2:]), "sr" in f) for f in kgs]  # sr: anom
+            terms = gain_gate_terms(feats, sr) if cfg.gain_gate else []  # (feature, offset, on the anomaly)
+            self.kg = [(last + feats.index(f), k, on_anom) for f, k, on_anom in terms]
         return gates, last
 
     def _build(self, cfg, C, M, N, H, L):

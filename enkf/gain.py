@@ -15,6 +15,14 @@ from enkf.data import PathData
 from enkf.env import EnKFVecEnv
 
 
+def gain_gate_terms(features, with_anom: bool = True) -> list[tuple[str, int, bool]]:
+    """The gain gate's terms, (feature, offset k, on the anomaly), in feature order: kg_k multiplies innov_i(j + k),
+    sr_k multiplies anom_i(j + k) and kgsr anom_i(j) (k = 0); the anomaly terms only with_anom. The one rule the
+    untrained action below and the agent's gates (ppo_lstm_enkf) share."""
+    terms = [(f, 0 if f == "kgsr" else int(f[2:]), "sr" in f) for f in features if f[:2] in ("kg", "sr")]
+    return [t for t in terms if with_anom or not t[2]]
+
+
 def gain_action(env: EnKFVecEnv) -> torch.Tensor:
     """(B, M, N) the normalized action of an untrained gain-gated policy (every gate at 1, nothing else): the sum
     over the kg features of kg_k(j) * innov_i(j + k), plus kgsr(j) * anom_i(j) and sr_k(j) * anom_i(j + k)."""
@@ -22,11 +30,8 @@ def gain_action(env: EnKFVecEnv) -> torch.Tensor:
     ix = {name: i for i, name in enumerate(env.features)}
     inn = f[:, :, ix["innov"]]
     a = torch.zeros_like(inn)
-    for name, i in ix.items():
-        if (name == "kgsr" or name[:2] == "sr") and "anom" in ix:
-            a = a + f[:, :, i] * f[:, :, ix["anom"]].roll(-(0 if name == "kgsr" else int(name[2:])), -1)
-        elif name.startswith("kg") and name != "kgsr":
-            a = a + f[:, :, i] * inn.roll(-int(name[2:]), -1)
+    for name, k, on_anom in gain_gate_terms(env.features, "anom" in ix):
+        a = a + f[:, :, ix[name]] * (f[:, :, ix["anom"]] if on_anom else inn).roll(-k, -1)
     return a
 
 
