@@ -18,7 +18,7 @@ from enkf.env import EnKFVecEnv
 def gain_gate_terms(features, with_anom: bool = True) -> list[tuple[str, int, bool]]:
     """The gain gate's terms, (feature, offset k, on the anomaly), in feature order: kg_k multiplies innov_i(j + k),
     sr_k multiplies anom_i(j + k) and kgsr anom_i(j) (k = 0); the anomaly terms only with_anom. The one rule the
-    untrained action below and the agent's gates (ppo_lstm_enkf) share."""
+    untrained action below and the agent's gates in the training script share."""
     terms = [(f, 0 if f == "kgsr" else int(f[2:]), "sr" in f) for f in features if f[:2] in ("kg", "sr")]
     return [t for t in terms if with_anom or not t[2]]
 
