@@ -152,7 +152,7 @@ def label(r: dict, cfg: Config) -> str:
         return st.label()[:-1] + f", {how})"
     if m == "nudging":
         return f"nudging (g = {p:g})"
-    return m
+    return f"{m} ({p})" if m.startswith("agent") and p else m  # an agent's param: a choice made at this N_ens
 
 
 def best_reference(rows: list[dict]) -> dict | None:

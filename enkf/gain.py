@@ -35,7 +35,7 @@ def gain_action(env: EnKFVecEnv) -> torch.Tensor:
     return a
 
 
-def _uses_gain(cfg: Config) -> bool:
+def uses_gain(cfg: Config) -> bool:
     """Whether the agent has kg features, so that an untrained gain-gated analysis exists to score."""
     return any(f.startswith("kg") for f in cfg.feature_list)
 
@@ -71,7 +71,7 @@ def choose_gain_radius(cfg: Config, data: PathData, cycles: int = 300, device="c
     """cfg with gain_radius set: unchanged unless 0 and kg features are used; then, of loc_radii (or loc_radius) and
     none (1e6), the half-width with the lowest untrained_scores. The chosen value lands in the run's config.json;
     log=True prints the scores."""
-    if cfg.gain_radius != 0 or not _uses_gain(cfg):
+    if cfg.gain_radius != 0 or not uses_gain(cfg):
         return cfg
     if log:
         print(f"[gain] {cfg.name}: choosing gain_radius on training paths 1-4 ({len(cfg.loc_radius_list) + 1} candidates "
@@ -92,7 +92,7 @@ def choose_inflation_scale(cfg: Config, data: PathData, cycles: int = 300, devic
     untrained_scores (at the cfg's gain_radius: choose that first). Ties go to the larger scale (listed first)."""
     if cfg.inflation_adapt_scale != 0:
         return cfg
-    if cfg.inflation_adapt == 0 or not _uses_gain(cfg) or cfg.spread_adapt == "relax":  # relax: no prior inflation
+    if cfg.inflation_adapt == 0 or not uses_gain(cfg) or cfg.spread_adapt == "relax":  # relax: no prior inflation
         return dataclasses.replace(cfg, inflation_adapt_scale=1.0)
     scores = untrained_scores(cfg, data, "inflation_adapt_scale", INFLATION_SCALES, cycles, device)
     best = min(scores, key=scores.get)
@@ -106,7 +106,7 @@ def choose_spread_adapt(cfg: Config, data: PathData, cycles: int = 300, device="
     and relax the one with the lower untrained_scores (at the cfg's gain_radius: choose that first; a tie: prior)."""
     if cfg.spread_adapt != "auto":
         return cfg
-    if cfg.inflation_adapt == 0 or not _uses_gain(cfg):
+    if cfg.inflation_adapt == 0 or not uses_gain(cfg):
         return dataclasses.replace(cfg, spread_adapt="prior")
     scores = untrained_scores(cfg, data, "spread_adapt", ("prior", "relax"), cycles, device)
     best = min(scores, key=scores.get)

@@ -27,9 +27,10 @@ if str(ROOT) not in sys.path:
 import ppo_lstm_enkf as P  # noqa: E402
 from configs.defaults import Config, ConfigError  # noqa: E402
 from enkf import evaluate as E  # noqa: E402
-from enkf.data import PathData, data_fields  # noqa: E402
+from enkf.data import PathData, data_fields, ensure_data  # noqa: E402
 from enkf.env import EnKFVecEnv  # noqa: E402
 from enkf.evaluate import EvalSet, heldout_set, run_classical, summarize  # noqa: E402, F401 (re-exported)
+from enkf.gain import choose_gain_radius, uses_gain  # noqa: E402
 from enkf.normalization import Normalizer  # noqa: E402
 
 
@@ -52,8 +53,22 @@ def agent_env_config(agent_cfg: Config, target: Config) -> Config:
                                name=target.name, compile=target.compile)  # fmt: skip
 
 
+def gain_radius_at(cfg: Config, trained: Config, target: Config, M: int, norm: Normalizer) -> Config:
+    """cfg (the agent's settings on the target system) for M members: at fewer members than the agent was trained
+    with (trained.N_ens), gain_radius chosen again by the recipe's rule (enkf.gain.choose_gain_radius: the untrained
+    gain-gated analysis on the target's training paths 1-4, their stored ensembles cut to M members). A half-width
+    chosen at 20 members, often none, would leave a 5-member prior's covariance and square root unlocalized. At as
+    many members or more the training choice stands. Held-out truths are never used."""
+    if M >= trained.N_ens or not uses_gain(cfg):
+        return dataclasses.replace(cfg, N_ens=M)
+    data = ensure_data(target)
+    data = dataclasses.replace(data, xb=data.xb[:, :, :M], xa=data.xa[:, :, :M], norm=norm)  # (P, T, M, N)
+    return choose_gain_radius(dataclasses.replace(cfg, N_ens=M, gain_radius=0), data, log=True)
+
+
 def run_agent(ag: dict, target: Config, s: EvalSet, fc=None) -> dict:
-    """The agent's deterministic policy on every path of set s, from the set's first background ensemble."""
+    """The agent's deterministic policy on every path of set s, from the set's first background ensemble (at another
+    ensemble size than the agent's, see gain_radius_at)."""
     cfg = agent_env_config(ag["cfg"], target)
     M, N = s.xb.shape[2], s.truth.shape[2]
     if ag["cfg"].policy == "global" and (M != ag["cfg"].N_ens or N != ag["cfg"].N):
@@ -63,14 +78,17 @@ def run_agent(ag: dict, target: Config, s: EvalSet, fc=None) -> dict:
         return dict(method=ag["label"], param=None, error=f"policy dense is tied to N={ag['cfg'].N}")
     data = PathData(truth=s.truth, obs=s.y, xb=s.xb, xa=s.xa, start_idx=np.zeros(s.P, dtype=np.int64),
                     start_states=s.truth[:, 0], norm=ag["norm"], meta={}, folder=Path("."))  # fmt: skip
-    env = EnKFVecEnv(dataclasses.replace(cfg, N_ens=M), data, s.P, seed=0, forecaster=fc, scoring=False)
+    cfg = gain_radius_at(cfg, ag["cfg"], target, M, ag["norm"])
+    env = EnKFVecEnv(cfg, data, s.P, seed=0, forecaster=fc, scoring=False)
     agent = P.Agent(cfg, env.C, M, N)
     agent.load_state_dict(ag["weights"])
     agent.eval()
     t0 = time.time()
     r = P.rollout_paths(agent, env, list(range(s.P)))
     T = s.y.shape[1]
-    return dict(method=ag["label"], param=None, rmse=r["rmse"], spread=r["spread"], mean=r["mean"],
+    rechosen = cfg.gain_radius != ag["cfg"].gain_radius
+    return dict(method=ag["label"], param=f"gain_radius {cfg.gain_radius:g} at {M} members" if rechosen else None,
+                rmse=r["rmse"], spread=r["spread"], mean=r["mean"],
                 seconds=(time.time() - t0) / T, survived=r["survived"])  # fmt: skip
 
 

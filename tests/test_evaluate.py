@@ -101,6 +101,31 @@ def test_global_policy_is_not_applicable_at_other_sizes(tiny_cfg_file, tiny_data
     assert "tied to N_ens=8" in SE.run_agent(ag, cfg, s4)["error"]
 
 
+def test_a_smaller_ensemble_gets_its_gain_radius_chosen_again_on_training_paths(tiny_data, tiny_ckpt, monkeypatch):
+    """Zero-shot at fewer members than trained: the recipe's gain_radius rule runs again on the training paths, cut
+    to that size (never on the held-out set); at as many members or more the training choice stands."""
+    import enkf.data as D
+    from enkf.gain import untrained_scores
+
+    cfg, data_dir, _, d = tiny_data
+    monkeypatch.setattr(D, "data_dir_for", lambda c: data_dir)
+    ag = SE.load_agent(tiny_ckpt)
+    run_cfg = SE.agent_env_config(ag["cfg"], cfg)
+    for M in (8, 12):
+        c = SE.gain_radius_at(run_cfg, ag["cfg"], cfg, M, ag["norm"])
+        assert (c.N_ens, c.gain_radius) == (M, ag["cfg"].gain_radius)
+    c4 = SE.gain_radius_at(run_cfg, ag["cfg"], cfg, 4, ag["norm"])
+    d4 = dataclasses.replace(d, xb=d.xb[:, :, :4], xa=d.xa[:, :, :4], norm=ag["norm"])
+    scores = untrained_scores(dataclasses.replace(run_cfg, N_ens=4), d4, "gain_radius", [*cfg.loc_radius_list, 1e6])
+    assert c4.N_ens == 4 and c4.gain_radius == min(scores, key=scores.get)
+    s = E.path0_set(d)
+    row = SE.run_agent(ag, cfg, E.EvalSet("x", s.truth, s.y, s.xb[:, :, :4], s.xa[:, :, :4]))
+    assert np.isfinite(row["rmse"]).all()
+    changed = c4.gain_radius != ag["cfg"].gain_radius  # a changed choice is named in the agent's row
+    assert row["param"] == (f"gain_radius {c4.gain_radius:g} at 4 members" if changed else None)
+    assert E.label(row, cfg) == (f"{row['method']} ({row['param']})" if changed else row["method"])
+
+
 def test_evaluate_cli_errors_are_one_line(tmp_path, capsys):
     cases = ((E.main, ["--methods", "kalman"], "unknown method"), (E.main, ["--n-ens", "1,2"], "--n-ens"),
              (E.main, ["--checkpoint", "pretrained/L96_1.pt"], "python scripts/evaluate.py --config"),
