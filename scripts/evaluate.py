@@ -27,7 +27,7 @@ if str(ROOT) not in sys.path:
 import ppo_lstm_enkf as P  # noqa: E402
 from configs.defaults import Config, ConfigError  # noqa: E402
 from enkf import evaluate as E  # noqa: E402
-from enkf.data import PathData, data_fields, ensure_data  # noqa: E402
+from enkf.data import DataError, PathData, data_fields, load_data  # noqa: E402
 from enkf.env import EnKFVecEnv  # noqa: E402
 from enkf.evaluate import EvalSet, heldout_set, run_classical, summarize  # noqa: E402, F401 (re-exported)
 from enkf.gain import choose_gain_radius, uses_gain  # noqa: E402
@@ -56,12 +56,18 @@ def agent_env_config(agent_cfg: Config, target: Config) -> Config:
 def gain_radius_at(cfg: Config, trained: Config, target: Config, M: int, norm: Normalizer) -> Config:
     """cfg (the agent's settings on the target system) for M members: at fewer members than the agent was trained
     with (trained.N_ens), gain_radius chosen again by the recipe's rule (enkf.gain.choose_gain_radius: the untrained
-    gain-gated analysis on the target's training paths 1-4, their stored ensembles cut to M members). A half-width
-    chosen at 20 members, often none, would leave a 5-member prior's covariance and square root unlocalized. At as
-    many members or more the training choice stands. Held-out truths are never used."""
+    gain-gated analysis on the target's stored training paths 1-4 at the trained size, their ensembles cut to M
+    members). A half-width chosen at 20 members, often none, would leave a 5-member prior's covariance and square
+    root unlocalized. At as many members or more, or where those data are not stored (evaluation never generates
+    or replaces training data), the training choice stands. Held-out truths are never used."""
     if M >= trained.N_ens or not uses_gain(cfg):
         return dataclasses.replace(cfg, N_ens=M)
-    data = ensure_data(target)
+    try:
+        data = load_data(dataclasses.replace(target, N_ens=trained.N_ens))
+    except DataError as e:
+        print(f"[gain] {target.name}: gain_radius kept at {cfg.gain_radius:g} at {M} members: no stored training "
+              f"data to choose it on ({e})", file=sys.stderr)  # fmt: skip
+        return dataclasses.replace(cfg, N_ens=M)
     data = dataclasses.replace(data, xb=data.xb[:, :, :M], xa=data.xa[:, :, :M], norm=norm)  # (P, T, M, N)
     return choose_gain_radius(dataclasses.replace(cfg, N_ens=M, gain_radius=0), data, log=True)
 

@@ -109,21 +109,29 @@ def test_a_smaller_ensemble_gets_its_gain_radius_chosen_again_on_training_paths(
 
     cfg, data_dir, _, d = tiny_data
     monkeypatch.setattr(D, "data_dir_for", lambda c: data_dir)
+    stamp = [(f.name, f.stat().st_mtime_ns) for f in sorted(data_dir.iterdir())]
     ag = SE.load_agent(tiny_ckpt)
     run_cfg = SE.agent_env_config(ag["cfg"], cfg)
     for M in (8, 12):
-        c = SE.gain_radius_at(run_cfg, ag["cfg"], cfg, M, ag["norm"])
+        c = SE.gain_radius_at(run_cfg, ag["cfg"], dataclasses.replace(cfg, N_ens=M), M, ag["norm"])
         assert (c.N_ens, c.gain_radius) == (M, ag["cfg"].gain_radius)
-    c4 = SE.gain_radius_at(run_cfg, ag["cfg"], cfg, 4, ag["norm"])
+    c4 = SE.gain_radius_at(run_cfg, ag["cfg"], dataclasses.replace(cfg, N_ens=4), 4, ag["norm"])  # as the suite calls
     d4 = dataclasses.replace(d, xb=d.xb[:, :, :4], xa=d.xa[:, :, :4], norm=ag["norm"])
     scores = untrained_scores(dataclasses.replace(run_cfg, N_ens=4), d4, "gain_radius", [*cfg.loc_radius_list, 1e6])
     assert c4.N_ens == 4 and c4.gain_radius == min(scores, key=scores.get)
     s = E.path0_set(d)
-    row = SE.run_agent(ag, cfg, E.EvalSet("x", s.truth, s.y, s.xb[:, :, :4], s.xa[:, :, :4]))
+    row = SE.run_agent(
+        ag, dataclasses.replace(cfg, N_ens=4), E.EvalSet("x", s.truth, s.y, s.xb[:, :, :4], s.xa[:, :, :4])
+    )
     assert np.isfinite(row["rmse"]).all()
     changed = c4.gain_radius != ag["cfg"].gain_radius  # a changed choice is named in the agent's row
     assert row["param"] == (f"gain_radius {c4.gain_radius:g} at 4 members" if changed else None)
     assert E.label(row, cfg) == (f"{row['method']} ({row['param']})" if changed else row["method"])
+    # the training data are read, never regenerated for the smaller size; without them the training choice stands
+    assert [(f.name, f.stat().st_mtime_ns) for f in sorted(data_dir.iterdir())] == stamp
+    monkeypatch.setattr(D, "data_dir_for", lambda c: data_dir.parent / "none")
+    c4 = SE.gain_radius_at(run_cfg, ag["cfg"], dataclasses.replace(cfg, N_ens=4), 4, ag["norm"])
+    assert (c4.N_ens, c4.gain_radius) == (4, ag["cfg"].gain_radius) and not (data_dir.parent / "none").exists()
 
 
 def test_evaluate_cli_errors_are_one_line(tmp_path, capsys):
