@@ -324,6 +324,8 @@ def evaluate(cfg: Config, agents, methods, n_ens, paths, cycles, tune_paths, tun
                   tuned_settings={}, best={})  # fmt: skip
     nens_rows: dict[str, list] = {}
     figs = {}
+    if path0 or (agents and sizes[0] < cfg.N_ens):  # path 0; training paths to choose a smaller size's gain radius on
+        data0 = ensure_data(cfg, progress=progress)  # the config's own data, generated if missing (as `make data`)
     for M in sizes:
         cM = dataclasses.replace(cfg, N_ens=M)
         t0 = time.time()
@@ -332,7 +334,7 @@ def evaluate(cfg: Config, agents, methods, n_ens, paths, cycles, tune_paths, tun
         report["tuned_settings"][str(M)] = tuned
         sets = [heldout_set(cM, f"held-out set ({paths} paths)", paths, cycles, seed, fc, progress)]
         if M == cfg.N_ens and path0:
-            sets.insert(0, path0_set(ensure_data(cfg, progress=progress)))
+            sets.insert(0, path0_set(data0))
         for s in sets:
             agM = agents if M == cfg.N_ens or nens_agents is None else nens_agents
             raws, rows = run_methods(cM, methods, agM, s, tuned, fc, gen, burn, run_agent, seed)
