@@ -89,6 +89,29 @@ def test_evaluate_suite_tables_figures_and_nens_sweep(tiny_cfg_file, tiny_data, 
     assert set(rep["tuned"]["4"]) == {"eakf", "letkf"}
 
 
+def test_the_suite_makes_the_configs_data_before_a_smaller_size_needs_them(
+    tiny_cfg_file, tiny_ckpt, monkeypatch, tmp_path
+):
+    """An agent evaluated at fewer members chooses its gain radius on the config's training paths: the suite makes
+    those data (as `make data`, at the config's own size) before the first size, so a fresh clone's `make eval-all`
+    never silently keeps the training choice."""
+    cfg, calls = load_config(tiny_cfg_file), []
+
+    class Stop(Exception):
+        pass
+
+    def fake_ensure(c, progress=True):
+        calls.append(c.N_ens)
+        raise Stop
+
+    monkeypatch.setattr(E, "ensure_data", fake_ensure)
+    monkeypatch.setattr(E, "tuned_settings", lambda *a, **k: pytest.fail("tuning ran before the data were made"))
+    with pytest.raises(Stop):
+        SE.evaluate(cfg, [str(tiny_ckpt)], ["eakf"], [4], paths=2, cycles=30, tune_paths=2, tune_cycles=20, seed=11,
+                    path0=False, out=tmp_path / "ev", progress=False)  # fmt: skip
+    assert calls == [cfg.N_ens]
+
+
 def test_global_policy_is_not_applicable_at_other_sizes(tiny_cfg_file, tiny_data, tmp_path):
     cfg, _, _, d = tiny_data
     gcfg = load_config(tiny_cfg_file, {"policy": "global"})
