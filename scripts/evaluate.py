@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -31,7 +30,7 @@ from enkf import evaluate as E  # noqa: E402
 from enkf.data import DataError, PathData, data_fields, load_data  # noqa: E402
 from enkf.env import EnKFVecEnv  # noqa: E402
 from enkf.evaluate import EvalSet, heldout_set, run_classical, summarize  # noqa: E402, F401 (re-exported)
-from enkf.gain import uses_gain  # noqa: E402
+from enkf.gain import choose_gain_radius, uses_gain  # noqa: E402
 from enkf.normalization import Normalizer  # noqa: E402
 
 
@@ -54,41 +53,13 @@ def agent_env_config(agent_cfg: Config, target: Config) -> Config:
                                name=target.name, compile=target.compile)  # fmt: skip
 
 
-def make_agent(ag: dict, cfg: Config, env: EnKFVecEnv):
-    """The loaded agent's network for env (cfg: its settings there), in evaluation mode."""
-    agent = P.Agent(cfg, env.C, env.M, env.N)
-    agent.load_state_dict(ag["weights"])
-    return agent.eval()
-
-
-def radius_scores(ag: dict, cfg: Config, data: PathData, M: int, cycles: int = 300) -> dict:
-    """{half-width: worst-path RMSE} of the trained agent's deterministic analysis with gain_radius = half-width, of
-    the config's loc_radii and none (1e6), on stored training paths 1-4 (their ensembles cut to M members), cycles
-    50..cycles; a path that halts scores inf. Path 0 and held-out truths are never used."""
-    n, T = min(4, data.truth.shape[0] - 1), min(cycles, data.truth.shape[1])
-    cut = lambda x: x[1 : 1 + n, :T]  # noqa: E731 - (P, T, ...) -> (n, T, ...)
-    d = dataclasses.replace(data, truth=cut(data.truth), obs=cut(data.obs), xb=cut(data.xb)[:, :, :M],
-                            xa=cut(data.xa)[:, :, :M], start_idx=data.start_idx[1 : 1 + n],
-                            start_states=data.start_states[1 : 1 + n], norm=ag["norm"])  # fmt: skip
-    scores = {}
-    for r in [*cfg.loc_radius_list, 1e6]:
-        c = dataclasses.replace(cfg, N_ens=M, gain_radius=r)
-        env = EnKFVecEnv(c, d, n, seed=0, scoring=False)
-        with torch.no_grad():
-            out = P.rollout_paths(make_agent(ag, c, env), env, list(range(n)))
-        ok = (out["survived"] == T).all() and T > 50
-        scores[r] = float(np.nanmean(out["rmse"][:, 50:], 1).max()) if ok else float("inf")
-    return scores
-
-
-def gain_radius_at(ag: dict, cfg: Config, target: Config, M: int) -> Config:
+def gain_radius_at(cfg: Config, trained: Config, target: Config, M: int, norm: Normalizer) -> Config:
     """cfg (the agent's settings on the target system) for M members: at fewer members than the agent was trained
-    with, gain_radius chosen again, of the config's loc_radii and none, as the one under which the trained agent does
-    best on the target's stored training paths 1-4 at the trained size, their ensembles cut to M members
-    (radius_scores). A half-width chosen at 20 members, often none, would leave a 5-member prior's covariance and
-    square root unlocalized. At as many members or more, or where those data are not stored (the suite generates the
-    config's own data first; never data for another size), the training choice stands. Held-out truths never used."""
-    trained = ag["cfg"]
+    with (trained.N_ens), gain_radius chosen again by the recipe's rule (enkf.gain.choose_gain_radius: the untrained
+    gain-gated analysis on the target's stored training paths 1-4 at the trained size, their ensembles cut to M
+    members). A half-width chosen at 20 members, often none, would leave a 5-member prior's covariance and square
+    root unlocalized. At as many members or more, or where those data are not stored (the suite makes the config's
+    own data first; data for another size are never made), the training choice stands. Held-out truths never used."""
     if M >= trained.N_ens or not uses_gain(cfg):
         return dataclasses.replace(cfg, N_ens=M)
     try:
@@ -97,11 +68,8 @@ def gain_radius_at(ag: dict, cfg: Config, target: Config, M: int) -> Config:
         print(f"[gain] {target.name}: gain_radius kept at {cfg.gain_radius:g} at {M} members: no stored training "
               f"data to choose it on ({e})", file=sys.stderr)  # fmt: skip
         return dataclasses.replace(cfg, N_ens=M)
-    scores = radius_scores(ag, cfg, data, M)
-    best = min(scores, key=scores.get)
-    print(f"[gain] {target.name}: gain_radius {best:g} at {M} members (worst-path RMSE of the trained agent on training "
-          "paths 1-4: " + ", ".join(f"{r:g}: {v:.4f}" for r, v in scores.items()) + ")", file=sys.stderr)  # fmt: skip
-    return dataclasses.replace(cfg, N_ens=M, gain_radius=best)
+    data = dataclasses.replace(data, xb=data.xb[:, :, :M], xa=data.xa[:, :, :M], norm=norm)  # (P, T, M, N)
+    return choose_gain_radius(dataclasses.replace(cfg, N_ens=M, gain_radius=0), data, log=True)
 
 
 def run_agent(ag: dict, target: Config, s: EvalSet, fc=None) -> dict:
@@ -116,9 +84,11 @@ def run_agent(ag: dict, target: Config, s: EvalSet, fc=None) -> dict:
         return dict(method=ag["label"], param=None, error=f"policy dense is tied to N={ag['cfg'].N}")
     data = PathData(truth=s.truth, obs=s.y, xb=s.xb, xa=s.xa, start_idx=np.zeros(s.P, dtype=np.int64),
                     start_states=s.truth[:, 0], norm=ag["norm"], meta={}, folder=Path("."))  # fmt: skip
-    cfg = gain_radius_at(ag, cfg, target, M)
+    cfg = gain_radius_at(cfg, ag["cfg"], target, M, ag["norm"])
     env = EnKFVecEnv(cfg, data, s.P, seed=0, forecaster=fc, scoring=False)
-    agent = make_agent(ag, cfg, env)
+    agent = P.Agent(cfg, env.C, M, N)
+    agent.load_state_dict(ag["weights"])
+    agent.eval()
     t0 = time.time()
     r = P.rollout_paths(agent, env, list(range(s.P)))
     T = s.y.shape[1]
