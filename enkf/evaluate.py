@@ -326,6 +326,7 @@ def evaluate(cfg: Config, agents, methods, n_ens, paths, cycles, tune_paths, tun
     figs = {}
     if path0 or (agents and sizes[0] < cfg.N_ens):  # path 0; training paths to choose a smaller size's gain radius on
         data0 = ensure_data(cfg, progress=progress)  # the config's own data, generated if missing (as `make data`)
+        data0 = data0 if path0 else None  # scripts/evaluate.py reads the training paths itself: not held here
     for M in sizes:
         cM = dataclasses.replace(cfg, N_ens=M)
         t0 = time.time()
