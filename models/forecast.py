@@ -94,6 +94,7 @@ class Forecaster:
             cfg = torch._dynamo.config
             cfg.recompile_limit = max(cfg.recompile_limit, 32)
 
+    @torch.no_grad()  # never differentiated; one grad mode, so one compiled graph per batch shape, not two
     def run_grid_first(self, xt: torch.Tensor, n_steps: int | None = None) -> torch.Tensor:
         """Integrate xt (N, B) (grid first) by n_steps (a multiple of `chunk` unless it is n_steps)."""
         if self.model == "ks":
@@ -108,8 +109,9 @@ class Forecaster:
             xt = self._body(xt)
         return xt
 
+    @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """x (..., N) -> x after n_steps RK4 steps, same shape and dtype."""
+        """x (..., N) -> x after n_steps RK4 steps, same shape and dtype (no autograd graph)."""
         if self.model == "ks":
             return self.ks(x.shape[-1]).integrate(x, self.n_steps)
         shape = x.shape

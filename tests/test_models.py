@@ -112,3 +112,20 @@ def test_fused_loop_is_the_torch_trajectory_bit_for_bit(model, params, n, dt):
     np.testing.assert_array_equal(last_f, last_t.numpy())
     with pytest.raises(ValueError, match="keep_from"):
         fused.trajectory(model, params, dt, x0.numpy(), 10, keep_from=11)
+
+
+def test_forecaster_compiles_one_graph_per_shape_whatever_the_grad_mode():
+    """The forecast is never differentiated: called with autograd on and off (the evaluation suite does both), it
+    compiles one graph per batch shape, not one per grad mode (which exhausted dynamo's recompile limit on L63's
+    filter grid and left the rest of the suite running eagerly)."""
+    from torch._dynamo.utils import counters
+
+    fc = Forecaster("lorenz63", {}, dt=0.01, n_steps=2, chunk=2)
+    x = torch.randn(5, 3)
+    before = counters["stats"]["unique_graphs"]
+    with_grad = fc(x.clone().requires_grad_())
+    with torch.no_grad():
+        without = fc(x)
+    assert counters["stats"]["unique_graphs"] - before == 1
+    assert not with_grad.requires_grad
+    torch.testing.assert_close(with_grad, without, rtol=0, atol=0)
