@@ -121,6 +121,9 @@ def _one(name: str, job: tuple, threads: int = 0) -> dict:
     """summarize_config for one config, timed; a config or data error becomes the row's error."""
     if threads:
         torch.set_num_threads(threads)
+    # a worker process runs several configs: each starts with an empty compile cache, as in a process of its own
+    # (dynamo's recompile limit is per function and process; the forecasts of two configs share one function)
+    torch._dynamo.reset()
     t1 = time.time()
     try:
         r = summarize_config(name, *job)
@@ -136,6 +139,14 @@ def _state_size(path: Path) -> int:
         return load_config(path).N
     except ConfigError:  # reported in the config's row by _one
         return 0
+
+
+def _last_seconds(out: Path) -> dict[str, float]:
+    """{config: seconds its row took} from the table's JSON beside out (empty if there is none or it is unreadable)."""
+    try:
+        return {r["config"]: float(r["seconds"]) for r in json.loads(out.with_suffix(".json").read_text())["results"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def _kept_rows(ap, a, sizes: list[int], names: list[str]) -> list[dict]:
@@ -191,13 +202,15 @@ def main(argv=None) -> int:
         torch.set_num_threads(a.threads)
     t0 = time.time()
     job = (sizes, not a.quiet and a.jobs == 1, a.paths, a.cycles, Path(a.configs_dir), Path(a.pretrained_dir))
-    if a.jobs > 1:  # one process per config, a.jobs at a time (each on one torch thread)
+    if a.jobs > 1:  # a.jobs worker processes, one config at a time each (on one torch thread)
         from concurrent.futures import ProcessPoolExecutor
 
-        # the largest states first (KS, N = 128, takes longest), so the last config to start is a short one
+        # the longest first, so the last config to start is a short one: by the row's time in the last table, else
+        # by state size (KS, N = 128, takes longest)
         size = {n: _state_size(Path(a.configs_dir) / f"{n}.py") for n in names}
+        last = _last_seconds(Path(a.out))
         with ProcessPoolExecutor(a.jobs) as ex:
-            futs = {n: ex.submit(_one, n, job, 1) for n in sorted(names, key=lambda n: -size[n])}
+            futs = {n: ex.submit(_one, n, job, 1) for n in sorted(names, key=lambda n: (-last.get(n, 0), -size[n]))}
             results = [futs[n].result() for n in names]
     else:
         results = [_one(n, job) for n in names]

@@ -79,3 +79,21 @@ def test_stop_checkpoints_every_training(tmp_path, tiny_cfg_file):
     assert "tc" in summary and "exit 0" in summary  # SIGTERM: checkpoint, then a clean exit
     assert torch.load(ck, weights_only=False)["global_step"] > 0
     assert "finished, exit 0" in _status(env)
+
+
+def test_eval_all_schedules_by_the_last_tables_row_times(tmp_path):
+    """scripts/eval_all.py --jobs N starts the configs longest first, by each row's seconds in the last table's JSON;
+    no table or an unreadable one: none known (the state size decides)."""
+    import json
+
+    import scripts.eval_all as EA
+
+    out = tmp_path / "all.md"
+    assert EA._last_seconds(out) == {}
+    out.with_suffix(".json").write_text("{not json")
+    assert EA._last_seconds(out) == {}
+    out.with_suffix(".json").write_text(json.dumps({"results": [{"config": "A", "seconds": 5}, {"config": "B"}]}))
+    assert EA._last_seconds(out) == {}  # a row without its time: the table is not used
+    rows = [{"config": "A", "seconds": 5}, {"config": "B", "seconds": 50.5}]
+    out.with_suffix(".json").write_text(json.dumps({"results": rows}))
+    assert EA._last_seconds(out) == {"A": 5.0, "B": 50.5}
