@@ -130,7 +130,7 @@ class Agent(nn.Module):
         self.min_logstd, self.max_logstd = math.log(cfg.min_action_std), math.log(cfg.max_action_std)
 
     def _build(self, cfg: Config, C: int, M: int, N: int, H: int, L: int): ...
-    def _encode(self, obs, members=None): ...  # (B, M, C, N) -> (cells(B, K), H); K = len(members) or M
+    def _encode(self, obs, members=None, pool=None): ...  # (B, M, C, N) -> (cells(B, K), H); K = len(members) or M
     def _head(self, h, B, M, gates=None): ...  # (cells(B, M), L) -> (B, M, N); gates (B, M, G, N)
     def get_value(self, obs): ...  # (..., M, C, N) -> (..., M, N)
 
@@ -149,17 +149,19 @@ class Agent(nn.Module):
     def log_std(self):
         return self.actor_logstd.clamp(self.min_logstd, self.max_logstd)
 
-    def actor_sequence(self, obs, state, done, members=None):
+    def actor_sequence(self, obs, state, done, members=None, pool=None):
         """obs (S, B, M, C, N), done (S, B) (1 where obs starts a new episode), state: LSTM state before
         obs[0] (of the selected members). members: indices of the members to act for (the update subsamples
-        them; the member pooling still sees all M). Returns means (S, B, K, N) and the final state."""
+        them; the member pooling still sees all M), or obs of the acting members and the rollout's member pool (S, B, 1,
+        H, n) (rollout_pool). Returns means (S, B, K, N) and the final state."""
         S, B, M = obs.shape[:3]
         anom = self.gate_inputs(obs)  # (S, B, M, G, N) gate inputs
         if members is not None:
             M = len(range(M)[members]) if isinstance(members, slice) else len(members)
             anom = anom[:, :, members] if anom is not None else None
         cells = self.cells(B, M)
-        h = self._encode(obs.reshape(S * B, *obs.shape[2:]), members).reshape(S, cells, -1)  # (S, cells, H)
+        pool = pool.reshape(S * B, *pool.shape[2:]) if pool is not None else None
+        h = self._encode(obs.reshape(S * B, *obs.shape[2:]), members, pool).reshape(S, cells, -1)  # (S, cells, H)
         if self.lstm is not None:
             outs = []
             for s in range(S):
@@ -222,22 +224,19 @@ class LocalAgent(Agent):
         B, K, C, N = x.shape
         return self.encoder[1](self.encoder[0](x.reshape(-1, C, N))).view(B, K, -1, N)
 
-    def _encode(self, obs, members=None):  # (B, M, C, N) -> (cells(B, K), H); K = len(members) or M
+    def _encode(self, obs, members=None, pool=None):  # (B, M, C, N) -> (cells(B, K), H); K = len(members) or M
         B = obs.shape[0]
-        if members is not None and not self.mix:
+        if self.mix and pool is None and members is not None and torch.is_grad_enabled():
+            with torch.no_grad():  # the update: the pool's value over all M members (or the rollout's, rollout_pool)
+                pool = self._layer1(obs).mean(1, keepdim=True)  # (B, 1, H, n)
+        if members is not None and (pool is not None or not self.mix):
             obs = obs[:, members]  # members are independent sequences
-        if self.mix and members is not None and torch.is_grad_enabled():
-            # the update: the pool's value over all M members, its gradient through the K acting members
-            # only (scaled by M/K: an unbiased estimate), so the other members need no backward pass
-            with torch.no_grad():
-                pool_all = self._layer1(obs).mean(1, keepdim=True)  # (B, 1, H, n)
-            h = self._layer1(obs[:, members])  # (B, K, H, n)
-            h = torch.cat([h, (pool_all + (h - h.detach()).mean(1, keepdim=True)).expand_as(h)], 2)  # (B, K, 2H, n)
-        else:
-            h = self._layer1(obs)  # (B, M, H, n)
-            if self.mix:  # every member also sees the ensemble mean of each channel
-                h = torch.cat([h, h.mean(1, keepdim=True).expand_as(h)], 2)  # (B, M, 2H, n)
-                h = h[:, members] if members is not None else h
+        h = self._layer1(obs)  # (B, K, H, n)
+        if pool is not None:  # its gradient through the K acting members only (scaled by M/K: an unbiased estimate)
+            h = torch.cat([h, (pool + (h - h.detach()).mean(1, keepdim=True)).expand_as(h)], 2)  # (B, K, 2H, n)
+        elif self.mix:  # every member also sees the ensemble mean of each channel (the rollout keeps it: self.pool)
+            self.pool = (pool := h.mean(1, keepdim=True)).detach()  # (B, 1, H, n)
+            h = torch.cat([h, pool.expand_as(h)], 2)[:, members if members is not None else slice(None)]
         K, n = h.shape[1], h.shape[-1]
         h = self.encoder[3](self.encoder[2](h.reshape(B * K, -1, n)))  # (B*K, H, n)
         return h.permute(0, 2, 1).reshape(B * K * n, -1)  # (B*K*n, H)
@@ -293,7 +292,7 @@ class MemberAgent(Agent):
         self.encoder, self.critic = mlp(C * N, H), mlp(C * N, H, 1)
         self.actor_head = layer_init(nn.Linear(L, N), std=0.01)
 
-    def _encode(self, obs, members=None):  # (B, M, C, N) -> (cells(B, M), H): per member (global: per env)
+    def _encode(self, obs, members=None, pool=None):  # (B, M, C, N) -> (cells(B, M), H): per member (global: per env)
         B, M = obs.shape[:2]
         return self.encoder(obs.reshape(self.cells(B, M), -1))
 
@@ -532,6 +531,8 @@ class Run:
         zeros = lambda *shape: torch.zeros((S, B, *shape), device=self.device)  # noqa: E731
         self.buf = {k: zeros(env.M, env.N) for k in ("act", "logp", "rew", "val", "base")}
         self.buf.update(obs=zeros(env.M, env.C, env.N), done=zeros())
+        if cfg.rollout_pool and self.agent.mix:  # the member pool of every rollout step, for the update
+            self.buf["pool"] = zeros(1, cfg.hidden, 1 if self.agent.kind == "dense" else env.N)
         self.t_start, self.last_print, self.step0, self.it0 = time.time(), 0.0, self.global_step, self.iteration
         due = lambda every: (self.global_step // every + 1) * every if every else None  # noqa: E731
         self.next_eval, self.next_ckpt = due(cfg.eval_interval), due(cfg.checkpoint_interval)
@@ -676,6 +677,8 @@ def rollout(r: Run) -> dict:
         r.global_step += B
         buf["obs"][step], buf["done"][step] = r.next_obs, r.next_done
         mean, r.lstm_state = agent.actor_step(r.next_obs, r.lstm_state, r.next_done)
+        if "pool" in buf:  # the member pool (B, 1, H, n), for the update (rollout_pool)
+            buf["pool"][step] = agent.pool
         value = agent.get_value(r.next_obs) * vr.std + vr.mean if r.use_critic else 0.0
         log_std = agent.log_std()
         action = mean + torch.exp(log_std) * torch.randn_like(mean)
@@ -732,10 +735,10 @@ def ppo_update(r: Run, state0) -> dict:
             mm = torch.randperm(M, device=r.device)[:K] if K < M else slice(None)
             mb_obs, mb_act, mb_logp, mb_adv, mb_ret, mb_oldv = (  # (S, b, K, ...)
                 x[:, mb][:, :, mm] for x in (buf["obs"], buf["act"], old_logp, adv, ret_n, old_v_n))  # fmt: skip
-            # with member pooling the pooling layer sees every member; only K of them act
-            obs_in, members = (buf["obs"][:, mb], mm) if agent.mix else (mb_obs, None)
-            cells = agent.select_state(state0, mb, mm)
-            mean, _ = agent.actor_sequence(obs_in, cells, buf["done"][:, mb], members=members)  # (S, b, K, N)
+            # with member pooling the pooling layer sees every member (or the rollout's pool); only K of them act
+            mb_pool, cells = buf["pool"][:, mb] if "pool" in buf else None, agent.select_state(state0, mb, mm)
+            obs_in, members = (buf["obs"][:, mb], mm) if agent.mix and mb_pool is None else (mb_obs, None)
+            mean, _ = agent.actor_sequence(obs_in, cells, buf["done"][:, mb], members, mb_pool)  # (S, b, K, N)
             log_std = agent.log_std()
             logratio = agent_logprob(normal_logprob(mb_act, mean, log_std), grain) - mb_logp
             ratio = logratio.exp()

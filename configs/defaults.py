@@ -289,6 +289,10 @@ class Config:
     update_members: int = _f(5, 0, 4096)
     """Members per minibatch in the PPO update (0 = all). The local policy treats members as independent
     sequences of one shared network, so a random subset is an unbiased, cheaper sample (cell/member grain)."""
+    rollout_pool: bool = False
+    """With member_mix: the update takes each step's member pool (the mean over all members of the first layer) from
+    the rollout, so only the update_members acting members pass through the first layer; that pool is the rollout's
+    weights' (exact in the update's first minibatch, then behind by the steps taken since)."""
     norm_value: bool = True
     """Normalize value targets with a running mean/std."""
     # ---- curriculum, evaluation, checkpoints ---------------------------------------------------------

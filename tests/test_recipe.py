@@ -526,3 +526,51 @@ def test_gain_and_square_root_rows_start_as_the_etkf(tiny_cfg_file, tiny_data):
     want = etkf(Eb, y, env.obs_op, env.r, 1.0)
     torch.testing.assert_close(xa, want, rtol=1e-4, atol=1e-4)
     assert (xa - xa.mean(1, keepdim=True)).abs().max() > 1e-3  # the anomalies did not vanish
+
+
+@pytest.mark.parametrize("config", ["tiny", "configs/L63.py"])
+def test_rollout_pool_gives_the_updates_means_and_gradients_before_a_step(tiny_cfg_file, config):
+    """rollout_pool: the member pool kept from the rollout's steps, with only the acting members' observations, gives
+    the update the same means and gradients as pooling over all members again (so the two differ only by the weight
+    steps taken within an update), for the local and the dense policy."""
+    torch.manual_seed(0)
+    cfg = load_config(tiny_cfg_file if config == "tiny" else config)
+    S, B, M, N, C = 3, 2, 6, cfg.N, cfg.temporal_window * len(cfg.feature_list)
+    ag = P.Agent(cfg, C, M, N)
+    obs, done, st = torch.randn(S, B, M, C, N), torch.tensor([[1.0, 1.0], [0.0, 0.0], [0.0, 1.0]]), ag.initial_state(B)
+    pools, s = [], st
+    with torch.no_grad():  # the rollout, one step at a time
+        for t in range(S):
+            _, s = ag.actor_step(obs[t], s, done[t])
+            pools.append(ag.pool)  # (B, 1, H, n)
+    pool = torch.stack(pools)  # (S, B, 1, H, n)
+    assert pool.shape == (S, B, 1, cfg.hidden, 1 if ag.kind == "dense" else N)
+    sub = torch.tensor([4, 1, 3])
+    cells = ag.select_state(st, slice(None), sub)
+    means, grads = [], []
+    for kw in (dict(obs=obs, members=sub), dict(obs=obs[:, :, sub], pool=pool)):
+        ag.zero_grad()
+        m, _ = ag.actor_sequence(state=cells, done=done, **kw)  # (S, B, 3, N)
+        (m**2).sum().backward()
+        means.append(m.detach())
+        grads.append([p.grad.clone() for p in ag.encoder.parameters()])
+    torch.testing.assert_close(means[1], means[0])
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b)
+    assert any(g.abs().sum() > 0 for g in grads[0])  # the encoder's weights do get a gradient
+
+
+def test_rollout_keeps_the_member_pool_of_each_step(tiny_cfg_file, tiny_data, tmp_path, monkeypatch):
+    """With rollout_pool the run's buffer holds, for every rollout step, the mean over members of the first layer on
+    that step's observations (the weights are unchanged between the rollout and this check)."""
+    monkeypatch.setattr(P, "LOGS_ROOT", tmp_path)
+    _, data_dir, _, _ = tiny_data
+    cfg, args = P.parse_args(["--config", str(tiny_cfg_file), "--data-dir", str(data_dir), "--rollout-pool",
+                              "--no-progress", "--run-name", "pool"])  # fmt: skip
+    r = P.Run(cfg, args)
+    P.rollout(r)
+    with torch.no_grad():
+        want = r.agent._layer1(r.buf["obs"].flatten(0, 1)).mean(1, keepdim=True)  # (S*B, 1, H, N)
+    torch.testing.assert_close(r.buf["pool"].flatten(0, 1), want)
+    assert r.buf["pool"].abs().sum() > 0 and "pool" not in P.Run(*P.parse_args(["--config", str(tiny_cfg_file),
+        "--data-dir", str(data_dir), "--no-progress", "--run-name", "nopool"])).buf  # fmt: skip
