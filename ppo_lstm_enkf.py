@@ -150,17 +150,16 @@ class Agent(nn.Module):
         return self.actor_logstd.clamp(self.min_logstd, self.max_logstd)
 
     def actor_sequence(self, obs, state, done, members=None, pool=None):
-        """obs (S, B, M, C, N), done (S, B) (1 where obs starts a new episode), state: LSTM state before
-        obs[0] (of the selected members). members: indices of the members to act for (the update subsamples
-        them; the member pooling still sees all M), or obs of the acting members and the rollout's member pool (S, B, 1,
-        H, n) (rollout_pool). Returns means (S, B, K, N) and the final state."""
+        """obs (S, B, M, C, N), done (S, B) (1 where obs starts a new episode), state: LSTM state before obs[0] (of the
+        selected members). members: indices of the members to act for (the update subsamples them; the member pooling
+        still sees all M); or obs of those only and pool (S*B, 1, H, n), the rollout's member pool (rollout_pool).
+        Returns means (S, B, K, N) and the final state."""
         S, B, M = obs.shape[:3]
         anom = self.gate_inputs(obs)  # (S, B, M, G, N) gate inputs
         if members is not None:
             M = len(range(M)[members]) if isinstance(members, slice) else len(members)
             anom = anom[:, :, members] if anom is not None else None
         cells = self.cells(B, M)
-        pool = pool.reshape(S * B, *pool.shape[2:]) if pool is not None else None
         h = self._encode(obs.reshape(S * B, *obs.shape[2:]), members, pool).reshape(S, cells, -1)  # (S, cells, H)
         if self.lstm is not None:
             outs = []
@@ -385,9 +384,7 @@ class Curriculum:
         return False
 
     state_dict = lambda self: {"n": self.n, "completed": self.completed}  # noqa: E731
-
-    def load_state_dict(self, d):
-        self.n, self.completed = d["n"], d["completed"]
+    load_state_dict = lambda self, d: self.__dict__.update(n=d["n"], completed=d["completed"])  # noqa: E731
 
 
 # ---- Evaluation on the held-out path 0 (deterministic policy, whole path) -------------------------
@@ -543,7 +540,8 @@ class Run:
         if not ck.is_file():
             raise ConfigError(f"--resume: {ck} not found")
         st = torch.load(ck, map_location=self.device, weights_only=False)
-        if diff := [k for k, v in st["config"].items() if k not in RESUMABLE and getattr(self.cfg, k, None) != v]:
+        old = LEGACY | st["config"]  # a field newer than the checkpoint: the value it was made with
+        if diff := [k for k, v in old.items() if k not in RESUMABLE and getattr(self.cfg, k, None) != v]:
             raise ConfigError(f"--resume: {ck} was made with a different config (fields: {', '.join(diff)})")
         for k in ("agent", "optimizer", "curriculum", "env"):
             getattr(self, k).load_state_dict(st[k])
@@ -629,8 +627,7 @@ def imitate(r: Run, frac: float) -> None:
     update_epochs x num_minibatches regression steps (whole env sequences, every member) on the analysis error."""
     cfg, env, agent, B, t_roll = r.cfg, r.env, r.agent, r.env.B, time.time()
     beta = max(0.0, 1.0 - 2.0 * frac / cfg.imitation_fraction)  # the teacher's share
-    state0 = (r.lstm_state[0].clone(), r.lstm_state[1].clone())
-    steps, infos = [], []  # steps: observation, done, prior and the teacher's analysis of it
+    state0, steps, infos = tuple(s.clone() for s in r.lstm_state), [], []  # steps: obs, done, prior, teacher's analysis
     with torch.no_grad():
         for _ in range(cfg.num_steps):
             mean, r.lstm_state = agent.actor_step(r.next_obs, r.lstm_state, r.next_done)
@@ -736,7 +733,8 @@ def ppo_update(r: Run, state0) -> dict:
             mb_obs, mb_act, mb_logp, mb_adv, mb_ret, mb_oldv = (  # (S, b, K, ...)
                 x[:, mb][:, :, mm] for x in (buf["obs"], buf["act"], old_logp, adv, ret_n, old_v_n))  # fmt: skip
             # with member pooling the pooling layer sees every member (or the rollout's pool); only K of them act
-            mb_pool, cells = buf["pool"][:, mb] if "pool" in buf else None, agent.select_state(state0, mb, mm)
+            mb_pool = buf["pool"][:, mb].flatten(0, 1) if "pool" in buf else None  # (S*b, 1, H, n)
+            cells = agent.select_state(state0, mb, mm)
             obs_in, members = (buf["obs"][:, mb], mm) if agent.mix and mb_pool is None else (mb_obs, None)
             mean, _ = agent.actor_sequence(obs_in, cells, buf["done"][:, mb], members, mb_pool)  # (S, b, K, N)
             log_std = agent.log_std()
@@ -851,8 +849,7 @@ def train(cfg: Config, args: Args, on_eval=None) -> dict:
                     break
                 continue
             st = rollout(r)
-            u = ppo_update(r, st["state0"])
-            line = log_iteration(r, lr, st, u)
+            line = log_iteration(r, lr, st, ppo_update(r, st["state0"]))
             if after_iteration(r):
                 break
             r.progress(line)

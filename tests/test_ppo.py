@@ -151,6 +151,14 @@ def test_checkpoint_resume_reproduces_training_exactly(tiny_cfg_file, tiny_data,
     # a resumed run refuses a changed config
     with pytest.raises(P.ConfigError, match="different config.*learning_rate"):
         _run(common + ["--run-name", "part", "--resume", "--learning-rate", "0.1"])
+    # a checkpoint made before a field existed was made with its old value (LEGACY): a resume does not switch it
+    ck = runs / "part" / "checkpoints" / "latest.pt"
+    st = torch.load(ck, weights_only=False)
+    st["config"].pop("rollout_pool")
+    torch.save(st, ck)
+    with pytest.raises(P.ConfigError, match="different config.*rollout_pool"):
+        _run(common + ["--run-name", "part", "--resume"])
+    assert _run(common + ["--run-name", "part", "--resume", "--no-rollout-pool"])["steps"] == 3 * 64
 
 
 def test_resumed_run_keeps_its_wall_clock_budget(tiny_cfg_file, tiny_data, tmp_path, monkeypatch):

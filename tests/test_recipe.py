@@ -548,7 +548,7 @@ def test_rollout_pool_gives_the_updates_means_and_gradients_before_a_step(tiny_c
     sub = torch.tensor([4, 1, 3])
     cells = ag.select_state(st, slice(None), sub)
     means, grads = [], []
-    for kw in (dict(obs=obs, members=sub), dict(obs=obs[:, :, sub], pool=pool)):
+    for kw in (dict(obs=obs, members=sub), dict(obs=obs[:, :, sub], pool=pool.flatten(0, 1))):
         ag.zero_grad()
         m, _ = ag.actor_sequence(state=cells, done=done, **kw)  # (S, B, 3, N)
         (m**2).sum().backward()
@@ -561,16 +561,17 @@ def test_rollout_pool_gives_the_updates_means_and_gradients_before_a_step(tiny_c
 
 
 def test_rollout_keeps_the_member_pool_of_each_step(tiny_cfg_file, tiny_data, tmp_path, monkeypatch):
-    """With rollout_pool the run's buffer holds, for every rollout step, the mean over members of the first layer on
+    """With rollout_pool (the default) the run's buffer holds, for every rollout step, the mean over members of the first layer on
     that step's observations (the weights are unchanged between the rollout and this check)."""
     monkeypatch.setattr(P, "LOGS_ROOT", tmp_path)
     _, data_dir, _, _ = tiny_data
-    cfg, args = P.parse_args(["--config", str(tiny_cfg_file), "--data-dir", str(data_dir), "--rollout-pool",
-                              "--no-progress", "--run-name", "pool"])  # fmt: skip
+    cfg, args = P.parse_args(
+        ["--config", str(tiny_cfg_file), "--data-dir", str(data_dir), "--no-progress", "--run-name", "pool"]
+    )  # fmt: skip (the default)
     r = P.Run(cfg, args)
     P.rollout(r)
     with torch.no_grad():
         want = r.agent._layer1(r.buf["obs"].flatten(0, 1)).mean(1, keepdim=True)  # (S*B, 1, H, N)
     torch.testing.assert_close(r.buf["pool"].flatten(0, 1), want)
     assert r.buf["pool"].abs().sum() > 0 and "pool" not in P.Run(*P.parse_args(["--config", str(tiny_cfg_file),
-        "--data-dir", str(data_dir), "--no-progress", "--run-name", "nopool"])).buf  # fmt: skip
+        "--data-dir", str(data_dir), "--no-progress", "--run-name", "nopool", "--no-rollout-pool"])).buf  # fmt: skip
