@@ -298,6 +298,15 @@ def check_data(cfg: Config, folder: Path) -> dict:
     return meta
 
 
+def stored(cfg: Config, folder: Path | None = None) -> bool:
+    """Whether complete data of this config are stored (check_data: paths.npz's size, not its parsed arrays)."""
+    try:
+        check_data(cfg, Path(folder) if folder else data_dir_for(cfg))
+    except DataError:
+        return False
+    return True
+
+
 def load_data(cfg: Config, folder: Path | None = None, verify_hash: bool = True) -> PathData:
     folder = Path(folder) if folder else data_dir_for(cfg)
     meta = check_data(cfg, folder)

@@ -43,7 +43,7 @@ from enkf.cycle import (  # noqa: F401 (survived, REPEATS: re-exported)
     spread,
     survived,
 )
-from enkf.data import DataError, PathData, ensure_data
+from enkf.data import DataError, PathData, ensure_data, stored
 from enkf.tuned import (  # noqa: F401 (EvalSet, heldout_set are re-exported for scripts/evaluate.py)
     METHODS,
     TUNE_CYCLES,
@@ -325,8 +325,7 @@ def evaluate(cfg: Config, agents, methods, n_ens, paths, cycles, tune_paths, tun
     nens_rows: dict[str, list] = {}
     figs = {}
     if path0 or (agents and sizes[0] < cfg.N_ens):  # path 0; training paths to choose a smaller size's gain radius on
-        data0 = ensure_data(cfg, progress=progress)  # the config's own data, generated if missing (as `make data`)
-        data0 = data0 if path0 else None  # scripts/evaluate.py reads the training paths itself: not held here
+        data0 = ensure_data(cfg, progress=progress) if path0 or not stored(cfg) else None  # generated if missing
     for M in sizes:
         cM = dataclasses.replace(cfg, N_ens=M)
         t0 = time.time()

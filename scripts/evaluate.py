@@ -14,6 +14,7 @@ rmse_over_time.png, hovmoller.png, rmse_vs_nens.png; the last line printed is a 
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
@@ -53,6 +54,9 @@ def agent_env_config(agent_cfg: Config, target: Config) -> Config:
                                name=target.name, compile=target.compile)  # fmt: skip
 
 
+_CHOSEN: dict[str, float] = {}  # gain_radius_at's choices in this process, by the agent's settings, size and scales
+
+
 def gain_radius_at(cfg: Config, trained: Config, target: Config, M: int, norm: Normalizer) -> Config:
     """cfg (the agent's settings on the target system) for M members: at fewer members than the agent was trained
     with (trained.N_ens), gain_radius chosen again by the recipe's rule (enkf.gain.choose_gain_radius: the untrained
@@ -62,14 +66,17 @@ def gain_radius_at(cfg: Config, trained: Config, target: Config, M: int, norm: N
     own data first; data for another size are never made), the training choice stands. Held-out truths never used."""
     if M >= trained.N_ens or not uses_gain(cfg):
         return dataclasses.replace(cfg, N_ens=M)
-    try:
-        data = load_data(dataclasses.replace(target, N_ens=trained.N_ens))
-    except DataError as e:
-        print(f"[gain] {target.name}: gain_radius kept at {cfg.gain_radius:g} at {M} members: no stored training "
-              f"data to choose it on ({e})", file=sys.stderr)  # fmt: skip
-        return dataclasses.replace(cfg, N_ens=M)
-    data = dataclasses.replace(data, xb=data.xb[:, :, :M], xa=data.xa[:, :, :M], norm=norm)  # (P, T, M, N)
-    return choose_gain_radius(dataclasses.replace(cfg, N_ens=M, gain_radius=0), data, log=True)
+    key = json.dumps([dataclasses.replace(cfg, seed=0).to_dict(), M, trained.N_ens, norm.to_dict()], default=str)
+    if key not in _CHOSEN:  # the seeds of one recipe share the choice (their settings differ in the seed only)
+        try:
+            data = load_data(dataclasses.replace(target, N_ens=trained.N_ens))
+        except DataError as e:
+            print(f"[gain] {target.name}: gain_radius kept at {cfg.gain_radius:g} at {M} members: no stored training "
+                  f"data to choose it on ({e})", file=sys.stderr)  # fmt: skip
+            return dataclasses.replace(cfg, N_ens=M)
+        data = dataclasses.replace(data, xb=data.xb[:, :, :M], xa=data.xa[:, :, :M], norm=norm)  # (P, T, M, N)
+        _CHOSEN[key] = choose_gain_radius(dataclasses.replace(cfg, N_ens=M, gain_radius=0), data, log=True).gain_radius
+    return dataclasses.replace(cfg, N_ens=M, gain_radius=_CHOSEN[key])
 
 
 def run_agent(ag: dict, target: Config, s: EvalSet, fc=None) -> dict:

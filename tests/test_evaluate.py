@@ -90,11 +90,13 @@ def test_evaluate_suite_tables_figures_and_nens_sweep(tiny_cfg_file, tiny_data, 
 
 
 def test_the_suite_makes_the_configs_data_before_a_smaller_size_needs_them(
-    tiny_cfg_file, tiny_ckpt, monkeypatch, tmp_path
+    tiny_cfg_file, tiny_data, tiny_ckpt, monkeypatch, tmp_path
 ):
     """An agent evaluated at fewer members chooses its gain radius on the config's training paths: the suite makes
     those data (as `make data`, at the config's own size) before the first size, so a fresh clone's `make eval-all`
-    never silently keeps the training choice."""
+    never silently keeps the training choice. Data already stored are checked, not loaded for nothing."""
+    import enkf.data as D
+
     cfg, calls = load_config(tiny_cfg_file), []
 
     class Stop(Exception):
@@ -105,7 +107,14 @@ def test_the_suite_makes_the_configs_data_before_a_smaller_size_needs_them(
         raise Stop
 
     monkeypatch.setattr(E, "ensure_data", fake_ensure)
+    monkeypatch.setattr(D, "data_dir_for", lambda c: tmp_path / "none")  # not stored
     monkeypatch.setattr(E, "tuned_settings", lambda *a, **k: pytest.fail("tuning ran before the data were made"))
+    with pytest.raises(Stop):
+        SE.evaluate(cfg, [str(tiny_ckpt)], ["eakf"], [4], paths=2, cycles=30, tune_paths=2, tune_cycles=20, seed=11,
+                    path0=False, out=tmp_path / "ev", progress=False)  # fmt: skip
+    assert calls == [cfg.N_ens]
+    monkeypatch.setattr(D, "data_dir_for", lambda c: tiny_data[1])  # stored: on to the tuning, no load
+    monkeypatch.setattr(E, "tuned_settings", lambda *a, **k: (_ for _ in ()).throw(Stop()))
     with pytest.raises(Stop):
         SE.evaluate(cfg, [str(tiny_ckpt)], ["eakf"], [4], paths=2, cycles=30, tune_paths=2, tune_cycles=20, seed=11,
                     path0=False, out=tmp_path / "ev", progress=False)  # fmt: skip
@@ -132,6 +141,9 @@ def test_a_smaller_ensemble_gets_its_gain_radius_chosen_again_on_training_paths(
 
     cfg, data_dir, _, d = tiny_data
     monkeypatch.setattr(D, "data_dir_for", lambda c: data_dir)
+    monkeypatch.setattr(SE, "_CHOSEN", {})
+    loads, load = [], SE.load_data
+    monkeypatch.setattr(SE, "load_data", lambda c: loads.append(c.N_ens) or load(c))
     stamp = [(f.name, f.stat().st_mtime_ns) for f in sorted(data_dir.iterdir())]
     ag = SE.load_agent(tiny_ckpt)
     run_cfg = SE.agent_env_config(ag["cfg"], cfg)
@@ -142,6 +154,8 @@ def test_a_smaller_ensemble_gets_its_gain_radius_chosen_again_on_training_paths(
     d4 = dataclasses.replace(d, xb=d.xb[:, :, :4], xa=d.xa[:, :, :4], norm=ag["norm"])
     scores = untrained_scores(dataclasses.replace(run_cfg, N_ens=4), d4, "gain_radius", [*cfg.loc_radius_list, 1e6])
     assert c4.N_ens == 4 and c4.gain_radius == min(scores, key=scores.get)
+    other_seed = SE.gain_radius_at(dataclasses.replace(run_cfg, seed=7), ag["cfg"], cfg, 4, ag["norm"])
+    assert other_seed.gain_radius == c4.gain_radius and loads == [cfg.N_ens]  # another seed: chosen once, read once
     s = E.path0_set(d)
     row = SE.run_agent(
         ag, dataclasses.replace(cfg, N_ens=4), E.EvalSet("x", s.truth, s.y, s.xb[:, :, :4], s.xa[:, :, :4])
@@ -153,6 +167,7 @@ def test_a_smaller_ensemble_gets_its_gain_radius_chosen_again_on_training_paths(
     # the training data are read, never regenerated for the smaller size; without them the training choice stands
     assert [(f.name, f.stat().st_mtime_ns) for f in sorted(data_dir.iterdir())] == stamp
     monkeypatch.setattr(D, "data_dir_for", lambda c: data_dir.parent / "none")
+    SE._CHOSEN.clear()
     c4 = SE.gain_radius_at(run_cfg, ag["cfg"], dataclasses.replace(cfg, N_ens=4), 4, ag["norm"])
     assert (c4.N_ens, c4.gain_radius) == (4, ag["cfg"].gain_radius) and not (data_dir.parent / "none").exists()
 
