@@ -16,7 +16,7 @@ NENS ?= 5,10,20,40
 
 .DEFAULT_GOAL := help
 .PHONY: help install data data-all sweep tune-filters train train-all status stop eval eval-all eval-path0 tune tensorboard tensorboard-bg \
-	test lint format bench-data bench-env bench-learning bench-ablate clean clear reset restart_training end_training \
+	test lint format bench-data bench-env bench-learning bench-speed bench-ablate clean clear reset restart_training end_training \
 	visualize
 
 help: ## show this help
@@ -100,6 +100,9 @@ bench-env: install ## environment throughput vs a naive per-member loop (prints 
 
 bench-learning: install ## train CONFIG for MINUTES on one core, evaluate on path 0 (prints figures)
 	$(PY) bench/learning.py --config $(CONFIG) --minutes $(MINUTES) --seed $(SEED)
+
+bench-speed: install ## seconds per training iteration (rollout, env, update) of flag variants side by side (ARGS="--variants ...")
+	$(PY) bench/training_speed.py --config $(CONFIG) $(ARGS)
 
 bench-ablate: install ## one-factor ablations on CONFIG, MINUTES per run (default 4 here), 2 seeds, 2 workers
 	$(PY) bench/ablate.py --config $(CONFIG) --minutes $(if $(filter command line,$(origin MINUTES)),$(MINUTES),4) --seeds 1 2 --workers 2 $(ARGS)
