@@ -101,7 +101,7 @@ bench-env: install ## environment throughput vs a naive per-member loop (prints 
 bench-learning: install ## train CONFIG for MINUTES on one core, evaluate on path 0 (prints figures)
 	$(PY) bench/learning.py --config $(CONFIG) --minutes $(MINUTES) --seed $(SEED)
 
-bench-speed: install ## seconds per training iteration (rollout, env, update) of flag variants side by side (ARGS="--variants ...")
+bench-speed: install ## seconds per training iteration (rollout, env, update) of flag variants side by side (ARGS='-- "--no-rollout-pool" ""')
 	$(PY) bench/training_speed.py --config $(CONFIG) $(ARGS)
 
 bench-ablate: install ## one-factor ablations on CONFIG, MINUTES per run (default 4 here), 2 seeds, 2 workers

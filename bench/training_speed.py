@@ -1,12 +1,13 @@
 """Benchmark: where a training iteration's time goes, for variants of the training flags, run side by side.
 
-    python bench/training_speed.py --config configs/L96_sparse.py [--iterations 20] [--variants "" "--rollout-pool"]
+    python bench/training_speed.py --config configs/L96_sparse.py [--iterations 20] [-- "--no-rollout-pool" ""]
 
-Each variant is `ppo_lstm_enkf.py --config C --seed 1 --torch-threads 1 --stop-after K <flags>` in its own process,
-all variants at once (one core each: start as many as the machine has cores, and nothing else beside them), so they
-share the conditions. Per variant it prints env steps per second and the mean seconds per iteration of the rollout
-(of which the environment) and of the PPO update, from the run's TensorBoard tags perf/rollout_s, perf/env_s and
-perf/update_s (the first two iterations left out: compilation and warm-up). The runs are deleted afterwards.
+Each variant (a string of flags; by default `--no-rollout-pool` and the defaults) is `ppo_lstm_enkf.py --config C
+--seed 1 --torch-threads 1 --stop-after K <flags>` in its own process, all variants at once (one core each: start as
+many as the machine has cores, and nothing else beside them), so they share the conditions. Per variant it prints
+env steps per second and the mean seconds per iteration of the rollout (of which the environment) and of the PPO
+update, from the run's TensorBoard tags perf/rollout_s, perf/env_s and perf/update_s (the first two iterations left
+out: compilation and warm-up). The runs are deleted afterwards.
 Last line: JSON, one record per variant.
 """
 
@@ -25,7 +26,9 @@ from configs.defaults import LOGS_ROOT, load_config  # noqa: E402
 ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 ap.add_argument("--config", default="configs/L96_sparse.py")
 ap.add_argument("--iterations", type=int, default=20, help="PPO iterations per variant (>= 4)")
-ap.add_argument("--variants", nargs="+", default=["", "--rollout-pool"], help='flag strings; "" = the defaults')
+ap.add_argument(
+    "variants", nargs="*", default=["--no-rollout-pool", ""], help='flag strings after --; "" = the defaults'
+)
 a = ap.parse_args()
 if a.iterations < 4:
     ap.error(f"--iterations must be >= 4 (the first two are left out), got {a.iterations}")
