@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import ppo_lstm_enkf as P  # noqa: E402
-from configs.defaults import Config, ConfigError  # noqa: E402
+from configs.defaults import FIELDS, Config, ConfigError  # noqa: E402
 from enkf import evaluate as E  # noqa: E402
 from enkf.data import DataError, PathData, data_fields, load_data  # noqa: E402
 from enkf.env import EnKFVecEnv  # noqa: E402
@@ -54,7 +54,7 @@ def agent_env_config(agent_cfg: Config, target: Config) -> Config:
                                name=target.name, compile=target.compile)  # fmt: skip
 
 
-_CHOSEN: dict[str, float] = {}  # gain_radius_at's choices in this process, by the agent's settings, size and scales
+_CHOSEN: dict[tuple, float] = {}  # gain_radius_at's choices in this process, by the agent's settings, size and scales
 
 
 def gain_radius_at(cfg: Config, trained: Config, target: Config, M: int, norm: Normalizer) -> Config:
@@ -66,7 +66,7 @@ def gain_radius_at(cfg: Config, trained: Config, target: Config, M: int, norm: N
     own data first; data for another size are never made), the training choice stands. Held-out truths never used."""
     if M >= trained.N_ens or not uses_gain(cfg):
         return dataclasses.replace(cfg, N_ens=M)
-    key = json.dumps([dataclasses.replace(cfg, seed=0).to_dict(), M, trained.N_ens, norm.to_dict()], default=str)
+    key = (cfg.fingerprint(tuple(k for k in FIELDS if k != "seed")), M, trained.N_ens, json.dumps(norm.to_dict()))
     if key not in _CHOSEN:  # the seeds of one recipe share the choice (their settings differ in the seed only)
         try:
             data = load_data(dataclasses.replace(target, N_ens=trained.N_ens))
