@@ -34,9 +34,10 @@ from enkf.cycle import obs_setup
 from enkf.data import DataError, ensure_data
 from enkf.env import EnKFVecEnv
 from enkf.filters import make_analysis
-from enkf.gain import choose_from_data, gain_gate_terms
+from enkf.gain import at_size, choose_from_data, gain_gate_terms
 from enkf.normalization import Normalizer
 from enkf.report import path_baselines, write_report
+from enkf.rollout import rollout_paths
 from enkf.tuned import Setting, best_setting, resolve, tuned_setting
 
 
@@ -137,9 +138,9 @@ class Agent(nn.Module):
     def cells(self, B: int, M: int | None = None) -> int:  # LSTM sequences for B envs of M members
         return B * (M or self.M)  # one per member
 
-    def initial_state(self, B: int, device="cpu"):
+    def initial_state(self, B: int, device="cpu", M: int | None = None):
         L = self.lstm.hidden_size if self.lstm is not None else 1
-        z = torch.zeros(self.lstm_layers, self.cells(B), L, device=device)
+        z = torch.zeros(self.lstm_layers, self.cells(B, M), L, device=device)
         return (z, z.clone())
 
     def select_state(self, state, envs, members=slice(None)):  # (layers, cells(B), L) -> (layers, cells(b, K), L)
@@ -388,29 +389,6 @@ class Curriculum:
 
 
 # ---- Evaluation on the held-out path 0 (deterministic policy, whole path) -------------------------
-@torch.no_grad()
-def rollout_paths(agent: Agent, env: EnKFVecEnv, paths) -> dict:
-    """The mean action on each of `paths` (env.B == len(paths)) from its first stored background to the end: rmse,
-    spread (P, T) (NaN after a halt), path 0's analysis means (T', N), cycles survived (P,) (a halt at cycle t: t)."""
-    P, T, obs = len(paths), env.T, env.reset_to(list(paths), 0)
-    state, done = agent.initial_state(P, env.device), torch.ones(P, device=env.device)
-    rm, sp, means = torch.full((P, T), float("nan")), torch.full((P, T), float("nan")), []
-    alive, survived = torch.ones(P, dtype=torch.bool), torch.full((P,), T)
-    for t in range(T):
-        mean, state = agent.actor_step(obs, state, done)
-        if alive[0]:
-            means.append(env.analysis_from_action(mean)[0].mean(0).cpu())  # (N,) path 0's analysis mean
-        res = env.step(mean)
-        rm[alive, t], sp[alive, t] = res.info["rmse_truth"].cpu()[alive], res.info["spread"].cpu()[alive]
-        halted = res.terminated.cpu() & alive
-        survived[halted] = t
-        alive &= ~halted
-        if not alive.any():
-            break
-        obs, done = res.obs, torch.zeros(P, device=env.device)
-    return dict(rmse=rm.numpy(), spread=sp.numpy(), mean=torch.stack(means).numpy(), survived=survived.numpy())
-
-
 class Evaluator:
     """Holds a 1-env copy of the environment on path 0 and the baselines there."""
 
@@ -509,9 +487,12 @@ class Run:
         self.value_rms, self.num_iterations = RunningMeanStd(), max(1, cfg.total_timesteps // (B * S))
         # elapsed0: training seconds before this invocation (resume)
         self.global_step, self.iteration, self.best, self.elapsed0 = 0, 0, {"agent_rmse": float("inf")}, 0.0
-        env.set_paths(self.curriculum.paths)
-        self.next_obs, self.next_done = env.reset(), torch.ones(B, device=self.device)
-        self.lstm_state = self.agent.initial_state(B, self.device)
+        env.set_paths(self.curriculum.paths)  # mix_sizes: an env per size, one iteration each in turn (slots, use)
+        sized = [at_size(cfg, data, m, log=args.progress and not args.resume) for m in cfg.mix_size_list]
+        envs = [env, *(EnKFVecEnv(c, d, B, device=self.device, seed=cfg.seed + 100 * k, forecaster=env.fc)
+                       for k, (c, d) in enumerate(sized, 1))]  # fmt: skip
+        self.slots, self.cur = [self.slot(e) for e in envs], 0
+        self.__dict__.update(self.slots[0])
         if args.resume:
             self.load(self.folder / "checkpoints" / "latest.pt")
         elif init is not None:
@@ -525,15 +506,27 @@ class Run:
             self.writer.add_text("config", "|field|value|\n|-|-|\n" + table)
         self.evaluator = Evaluator(cfg, data, self.device)
         self.teacher = make_teacher(cfg, env, self.evaluator.best) if cfg.imitation_fraction > 0 else None
-        zeros = lambda *shape: torch.zeros((S, B, *shape), device=self.device)  # noqa: E731
-        self.buf = {k: zeros(env.M, env.N) for k in ("act", "logp", "rew", "val", "base")}
-        self.buf.update(obs=zeros(env.M, env.C, env.N), done=zeros())
-        if cfg.rollout_pool and self.agent.mix:  # the member pool of every rollout step, for the update
-            self.buf["pool"] = zeros(1, cfg.hidden, 1 if self.agent.kind == "dense" else env.N)
         self.t_start, self.last_print, self.step0, self.it0 = time.time(), 0.0, self.global_step, self.iteration
         due = lambda every: (self.global_step // every + 1) * every if every else None  # noqa: E731
         self.next_eval, self.next_ckpt = due(cfg.eval_interval), due(cfg.checkpoint_interval)
         self.recent_rmse, self.skipped, self.pruned, self.stop = [], 0, False, False  # stop: signal, --stop-after
+
+    def slot(self, env: EnKFVecEnv) -> dict:  # an ensemble size's env, rollout buffers buf (S, B), next_obs, LSTM state
+        S, B, M, N, dev = self.cfg.num_steps, env.B, env.M, env.N, self.device
+        zeros = lambda *shape: torch.zeros((S, B, *shape), device=dev)
+        buf = {k: zeros(M, N) for k in ("act", "logp", "rew", "val", "base")} | {"obs": zeros(M, env.C, N)}
+        buf["done"] = zeros()
+        if self.cfg.rollout_pool and self.agent.mix:  # the member pool of every rollout step, for the update
+            buf["pool"] = zeros(1, self.cfg.hidden, 1 if self.agent.kind == "dense" else N)
+        return dict(env=env, buf=buf, next_obs=env.reset(), next_done=torch.ones(B, device=dev),
+                    lstm_state=self.agent.initial_state(B, dev, M))  # fmt: skip
+
+    def use(self, k: int) -> None:
+        """Make slot k (0: N_ens, then mix_sizes) the run's env, buffers and state; agent.M follows (its state shapes)."""
+        self.slots[self.cur] = {a: getattr(self, a) for a in self.slots[self.cur]}
+        self.__dict__.update(self.slots[k])
+        self.cur, self.agent.M = k, self.env.M
+        self.env.set_paths(self.curriculum.paths)
 
     def load(self, ck: Path) -> None:
         """Resume from a training checkpoint (with the RNG states: the run continues as if uninterrupted)."""
@@ -550,6 +543,9 @@ class Run:
         self.elapsed0 = st.get("elapsed", 0.0)
         self.next_obs, self.next_done = st["next_obs"].to(self.device), st["next_done"].to(self.device)
         self.lstm_state = tuple(s.to(self.device) for s in st["lstm_state"])
+        for slot, saved in zip(self.slots[1:], st.get("slots", []), strict=True):  # mix_sizes (equal: checked above)
+            slot["env"].load_state_dict(saved.pop("env"))
+            slot.update(saved, lstm_state=tuple(saved["lstm_state"]))
         torch.set_rng_state(st["rng"]["torch"])
         np.random.set_state(st["rng"]["numpy"])
         random.setstate(st["rng"]["python"])
@@ -557,6 +553,7 @@ class Run:
               f"{self.curriculum.n} paths", file=sys.stderr)  # fmt: skip
 
     def checkpoint(self, name: str = "latest.pt") -> None:  # written atomically
+        self.use(0)
         self.writer.flush()  # every logged step up to the checkpoint is on disk: a resume continues without a gap
         rng = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
         buf = _io.BytesIO()
@@ -565,7 +562,9 @@ class Run:
                         value_rms=dict(self.value_rms.__dict__), global_step=self.global_step, iteration=self.iteration,
                         best=self.best, next_obs=self.next_obs.cpu(), next_done=self.next_done.cpu(),
                         lstm_state=tuple(s.cpu() for s in self.lstm_state), rng=rng, config=self.cfg.to_dict(),
-                        normalization=self.data.norm.to_dict(), elapsed=self.elapsed0 + time.time() - self.t_start),
+                        normalization=self.data.norm.to_dict(), elapsed=self.elapsed0 + time.time() - self.t_start,
+                        slots=[{k: v.state_dict() if k == "env" else v for k, v in s.items() if k != "buf"}
+                               for s in self.slots[1:]]),
                    buf)  # fmt: skip
         io.write_bytes(self.folder / "checkpoints" / name, buf.getvalue())
 
@@ -758,16 +757,13 @@ def ppo_update(r: Run, state0) -> dict:
             loss = pg_loss - cfg.ent_coef * entropy + cfg.vf_coef * v_loss
             u.update(pg_loss=pg_loss, v_loss=v_loss, entropy=entropy)
             optimizer.zero_grad()
-            if not torch.isfinite(loss):
-                r.skipped += 1
-                print(f"[warn] iteration {r.iteration}: non-finite loss, update skipped ({r.skipped} so far)",
-                      file=sys.stderr)  # fmt: skip
-                continue
-            loss.backward()
-            gn = nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
-            if not torch.isfinite(gn):  # non-finite guard: skip instead of poisoning the weights
+            if ok := bool(torch.isfinite(loss)):
+                loss.backward()
+                ok = bool(torch.isfinite(gn := nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)))
+            if not ok:  # a non-finite loss or gradient: skip the step instead of poisoning the weights
                 optimizer.zero_grad()
                 r.skipped += 1
+                print(f"[warn] iteration {r.iteration}: non-finite loss or gradient, skipped ({r.skipped})", file=sys.stderr)  # fmt: skip
                 continue
             u["gnorms"].append(float(gn))
             optimizer.step()
@@ -807,8 +803,8 @@ def log_iteration(r: Run, lr: float, st: dict, u: dict) -> str:
                      "episode/length": ln})  # fmt: skip
     r.recent_rmse = (r.recent_rmse + [m["rmse_truth"]])[-10:]  # last 10 iterations
     tags["episode/rmse_mean_10"] = float(np.mean(r.recent_rmse))
-    for tag, v in tags.items():
-        r.writer.add_scalar(tag, v, r.global_step)
+    for tag, v in tags.items():  # mix_sizes: another size's iterations under size<M>/
+        r.writer.add_scalar(f"size{r.env.M}/{tag}" if r.cur else tag, v, r.global_step)
     return (f"[train] step {r.global_step} it {r.iteration}/{r.num_iterations} SPS {sps} | rmse {m['rmse_truth']:.3f} "
             f"spread {m['spread']:.3f} | std {std:.3f} kl {u['approx_kl'].item():.4f} ev {ev:.2f} | paths "
             f"{r.curriculum.n} | roll {st['t_roll']:.2f}s (env {st['t_env']:.2f}) upd {u['t_upd']:.2f}s")  # fmt: skip
@@ -842,14 +838,18 @@ def train(cfg: Config, args: Args, on_eval=None) -> dict:
             lr = cfg.learning_rate * (1.0 - frac) if cfg.anneal_lr else cfg.learning_rate
             r.optimizer.param_groups[0]["lr"] = lr
             # curriculum from the teacher to the truth: the truth's weight in the reward grows over truth_ramp
-            r.env.truth_weight = cfg.truth_weight * (min(1.0, frac / cfg.truth_ramp) if cfg.truth_ramp > 0 else 1.0)
+            w = cfg.truth_weight * (min(1.0, frac / cfg.truth_ramp) if cfg.truth_ramp > 0 else 1.0)
+            for sl in r.slots:  # every ensemble size's env
+                sl["env"].truth_weight = w
             if frac < cfg.imitation_fraction:  # supervised warm start: imitate the best tuned filter (DAgger)
                 imitate(r, frac)
                 if after_iteration(r):
                     break
                 continue
+            r.use((r.iteration - 1) % len(r.slots))  # mix_sizes: the ensemble sizes in turn
             st = rollout(r)
             line = log_iteration(r, lr, st, ppo_update(r, st["state0"]))
+            r.use(0)
             if after_iteration(r):
                 break
             r.progress(line)
@@ -872,8 +872,8 @@ def eval_only(cfg: Config, args: Args) -> dict:
     if not args.checkpoint:
         raise ConfigError("--eval-only needs --checkpoint PATH")
     ck, st = Path(args.checkpoint), load_checkpoint(args.checkpoint, args.device, "--checkpoint", cfg)
-    cfg = dataclasses.replace(cfg, **{k: st["config"].get(k, getattr(cfg, k)) for k in AGENT_ENV_FIELDS})
-    cfg = dataclasses.replace(cfg, teacher_inflation=st["config"].get("teacher_inflation") or cfg.teacher_inflation)
+    cfg = dataclasses.replace(cfg, **{k: st["config"].get(k, getattr(cfg, k)) for k in AGENT_ENV_FIELDS},
+                              teacher_inflation=st["config"].get("teacher_inflation") or cfg.teacher_inflation)  # fmt: skip
     data = ensure_data(cfg, Path(args.data_dir) if args.data_dir else None)
     data = dataclasses.replace(data, norm=Normalizer.from_dict(st["normalization"]))  # the agent's own scales
     env = EnKFVecEnv(cfg, data, 1, device=args.device)

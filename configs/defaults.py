@@ -294,6 +294,10 @@ class Config:
     the rollout, so only the update_members acting members pass through the first layer (about 1.6x the env steps
     per second on L96_sparse); that pool is the rollout's weights' (exact in the update's first minibatch, then behind
     by the steps taken since). False: the pool over all members again in every minibatch (before 2026-12-07, night)."""
+    mix_sizes: str = ""
+    """Also train at these ensemble sizes (a comma list, each in [2, N_ens)): iterations take N_ens and each of them in
+    turn, each size with its own envs (the stored ensembles cut to that many members; gain_radius chosen again for
+    it, as the evaluation at fewer members does), buffers and LSTM state. Empty: N_ens only."""
     norm_value: bool = True
     """Normalize value targets with a running mean/std."""
     # ---- curriculum, evaluation, checkpoints ---------------------------------------------------------
@@ -337,6 +341,10 @@ class Config:
         return [float(x) for x in self.loc_radii.split(",") if x.strip()] or [self.loc_radius]
 
     @property
+    def mix_size_list(self) -> list[int]:
+        return [int(x) for x in self.mix_sizes.split(",") if x.strip()]
+
+    @property
     def obs_idx(self) -> list[int]:
         return list(range(0, self.N, self.obs_stride))
 
@@ -358,6 +366,7 @@ LEGACY = {
     "spread_adapt": "prior",
     "rotate": False,
     "rollout_pool": False,
+    "mix_sizes": "",
 }
 
 
@@ -428,6 +437,12 @@ def _cross_check(cfg: Config, source: str):
         radii = [-1.0]
     if any(not (0.1 <= r <= 1e6) for r in radii):
         bad("loc_radii", f"= {cfg.loc_radii!r} must be a comma list of half-widths in [0.1, 1e6]")
+    try:
+        sizes = cfg.mix_size_list
+    except ValueError:
+        sizes = [0]
+    if any(not (2 <= m < cfg.N_ens) for m in sizes) or len(set(sizes)) != len(sizes):
+        bad("mix_sizes", f"= {cfg.mix_sizes!r} must be a comma list of distinct ensemble sizes in [2, N_ens = {cfg.N_ens})")  # fmt: skip
     if cfg.num_envs % cfg.num_minibatches:
         bad("num_minibatches", f"= {cfg.num_minibatches} must divide num_envs = {cfg.num_envs}")
     if cfg.kernel % 2 == 0:

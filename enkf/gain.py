@@ -83,6 +83,16 @@ def choose_gain_radius(cfg: Config, data: PathData, cycles: int = 300, device="c
     return dataclasses.replace(cfg, gain_radius=best)
 
 
+def at_size(cfg: Config, data: PathData, M: int, log=False) -> tuple[Config, PathData]:
+    """cfg and data for M < cfg.N_ens members: the stored ensembles cut to their first M members (the same truths and
+    observations), and gain_radius chosen again on them by choose_gain_radius (with kg features). A half-width chosen
+    at 20 members, often none, would leave a 5-member prior's covariance and square root unlocalized. Used by the
+    evaluation at fewer members and by training on mixed ensemble sizes (mix_sizes)."""
+    data = dataclasses.replace(data, xb=data.xb[:, :, :M], xa=data.xa[:, :, :M])  # (P, T, M, N)
+    cfg = dataclasses.replace(cfg, N_ens=M)
+    return (choose_gain_radius(dataclasses.replace(cfg, gain_radius=0), data, log=log) if uses_gain(cfg) else cfg), data
+
+
 INFLATION_SCALES = (1.0, 0.5)
 
 

@@ -31,8 +31,9 @@ from enkf import evaluate as E  # noqa: E402
 from enkf.data import DataError, PathData, data_fields, load_data  # noqa: E402
 from enkf.env import EnKFVecEnv  # noqa: E402
 from enkf.evaluate import EvalSet, heldout_set, run_classical, summarize  # noqa: E402, F401 (re-exported)
-from enkf.gain import choose_gain_radius, uses_gain  # noqa: E402
+from enkf.gain import at_size, uses_gain  # noqa: E402
 from enkf.normalization import Normalizer  # noqa: E402
+from enkf.rollout import rollout_paths  # noqa: E402
 
 
 def load_agent(path: Path) -> dict:
@@ -74,8 +75,7 @@ def gain_radius_at(cfg: Config, trained: Config, target: Config, M: int, norm: N
             print(f"[gain] {target.name}: gain_radius kept at {cfg.gain_radius:g} at {M} members: no stored training "
                   f"data to choose it on ({e})", file=sys.stderr)  # fmt: skip
             return dataclasses.replace(cfg, N_ens=M)
-        data = dataclasses.replace(data, xb=data.xb[:, :, :M], xa=data.xa[:, :, :M], norm=norm)  # (P, T, M, N)
-        _CHOSEN[key] = choose_gain_radius(dataclasses.replace(cfg, N_ens=M, gain_radius=0), data, log=True).gain_radius
+        _CHOSEN[key] = at_size(cfg, dataclasses.replace(data, norm=norm), M, log=True)[0].gain_radius
     return dataclasses.replace(cfg, N_ens=M, gain_radius=_CHOSEN[key])
 
 
@@ -97,7 +97,7 @@ def run_agent(ag: dict, target: Config, s: EvalSet, fc=None) -> dict:
     agent.load_state_dict(ag["weights"])
     agent.eval()
     t0 = time.time()
-    r = P.rollout_paths(agent, env, list(range(s.P)))
+    r = rollout_paths(agent, env, list(range(s.P)))
     T = s.y.shape[1]
     rechosen = cfg.gain_radius != ag["cfg"].gain_radius
     return dict(method=ag["label"], param=f"gain_radius {cfg.gain_radius:g} at {M} members" if rechosen else None,

@@ -575,3 +575,54 @@ def test_rollout_keeps_the_member_pool_of_each_step(tiny_cfg_file, tiny_data, tm
     torch.testing.assert_close(r.buf["pool"].flatten(0, 1), want)
     assert r.buf["pool"].abs().sum() > 0 and "pool" not in P.Run(*P.parse_args(["--config", str(tiny_cfg_file),
         "--data-dir", str(data_dir), "--no-progress", "--run-name", "nopool", "--no-rollout-pool"])).buf  # fmt: skip
+
+
+def test_mixed_ensemble_sizes_take_turns_and_resume_exactly(tiny_cfg_file, tiny_data, tmp_path, monkeypatch):
+    """mix_sizes: iterations take N_ens and the extra sizes in turn, each size with its own env (the stored ensembles
+    cut to its first members, the gain radius chosen again for it), buffers and LSTM state, logged under size<M>/; a run
+    cut and resumed ends with the same weights and the same extra env as one that ran through."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from enkf.gain import at_size
+
+    monkeypatch.setattr(P, "LOGS_ROOT", tmp_path)
+    tiny, data_dir, _, data = tiny_data
+    common = ["--config", str(tiny_cfg_file), "--data-dir", str(data_dir), "--no-progress", "--seed", "3",
+              "--total-timesteps", str(3 * 64), "--mix-sizes", "4"]  # fmt: skip
+    r = P.Run(*P.parse_args(common + ["--run-name", "look"]))
+    big, small = (s["env"] for s in r.slots)
+    assert (big.M, small.M, r.env is big, r.agent.M) == (8, 4, True, 8)
+    torch.testing.assert_close(small.xb_enkf, data.xb[:, :, :4])  # (P, T, 4, N): the first 4 stored members
+    want = at_size(dataclasses.replace(r.cfg, gain_radius=0), data, 4)[0].gain_radius
+    assert small.rho.equal(P.EnKFVecEnv(dataclasses.replace(r.cfg, N_ens=4, gain_radius=want), data, 1).rho)
+    r.use(1)
+    assert (r.env, r.agent.M, r.buf["obs"].shape[2], r.lstm_state[0].shape[1]) == (small, 4, 4, 8 * 4 * tiny.N)
+    P.rollout(r)
+    moved = r.next_obs
+    r.use(0)
+    assert r.env is big and r.agent.M == 8 and r.slots[1]["next_obs"] is moved  # kept for its next turn
+
+    full = _train(common + ["--run-name", "full"])
+    _train(common + ["--run-name", "part", "--stop-after", "2"])
+    resumed = _train(common + ["--run-name", "part", "--resume"])
+    assert resumed["steps"] == full["steps"] == 3 * 64
+    a, b = (torch.load(tmp_path / "tiny" / "runs" / n / "checkpoints" / "latest.pt", weights_only=False)
+            for n in ("full", "part"))  # fmt: skip
+    for k in a["agent"]:
+        torch.testing.assert_close(a["agent"][k], b["agent"][k], rtol=0, atol=0)
+    (sa,), (sb,) = a["slots"], b["slots"]
+    assert sa["env"]["Eb"].shape == (8, 4, tiny.N) and sa["env"]["t"].equal(sb["env"]["t"])
+    torch.testing.assert_close(sa["lstm_state"][0], sb["lstm_state"][0], rtol=0, atol=0)
+    ea = EventAccumulator(str(tmp_path / "tiny" / "runs" / "full")).Reload()
+    assert [e.step for e in ea.Scalars("rmse/agent_vs_truth")] == [64, 192]  # iterations 1 and 3: N_ens
+    assert [e.step for e in ea.Scalars("size4/rmse/agent_vs_truth")] == [128]  # iteration 2: 4 members
+
+
+@pytest.mark.parametrize("bad", ["8", "1", "4,4", "four"])
+def test_mix_sizes_out_of_range_is_a_clear_error(tiny_cfg_file, bad):
+    with pytest.raises(ConfigError, match=r"field 'mix_sizes' = .* distinct ensemble sizes in \[2, N_ens = 8\)"):
+        load_config(tiny_cfg_file, {"mix_sizes": bad})
+
+
+def _train(argv):
+    return P.train(*P.parse_args(argv))
