@@ -297,7 +297,8 @@ class Config:
     mix_sizes: str = ""
     """Also train at these ensemble sizes (a comma list, each in [2, N_ens)): iterations take N_ens and each of them in
     turn, each size with its own envs (the stored ensembles cut to that many members; gain_radius chosen again for
-    it, as the evaluation at fewer members does), buffers and LSTM state. Empty: N_ens only."""
+    it, as the evaluation at fewer members does), buffers and LSTM state. Empty: N_ens only. Tried with 10 on L96_2
+    (2026-12-07): worse at 10 members than training at N_ens alone (docs/results.md)."""
     norm_value: bool = True
     """Normalize value targets with a running mean/std."""
     # ---- curriculum, evaluation, checkpoints ---------------------------------------------------------
