@@ -487,11 +487,10 @@ class Run:
         self.value_rms, self.num_iterations = RunningMeanStd(), max(1, cfg.total_timesteps // (B * S))
         # elapsed0: training seconds before this invocation (resume)
         self.global_step, self.iteration, self.best, self.elapsed0 = 0, 0, {"agent_rmse": float("inf")}, 0.0
-        env.set_paths(self.curriculum.paths)  # mix_sizes: an env per size, one iteration each in turn (slots, use)
         sized = [at_size(cfg, data, m, log=args.progress and not args.resume) for m in cfg.mix_size_list]
         envs = [env, *(EnKFVecEnv(c, d, B, device=self.device, seed=cfg.seed + 100 * k, forecaster=env.fc)
                        for k, (c, d) in enumerate(sized, 1))]  # fmt: skip
-        self.slots, self.cur = [self.slot(e) for e in envs], 0
+        self.slots, self.cur = [self.slot(e) for e in envs], 0  # mix_sizes: an env per size, used in turn (use)
         self.__dict__.update(self.slots[0])
         if args.resume:
             self.load(self.folder / "checkpoints" / "latest.pt")
@@ -513,6 +512,7 @@ class Run:
 
     def slot(self, env: EnKFVecEnv) -> dict:  # an ensemble size's env, rollout buffers buf (S, B), next_obs, LSTM state
         S, B, M, N, dev = self.cfg.num_steps, env.B, env.M, env.N, self.device
+        env.set_paths(self.curriculum.paths)  # before its first reset
         zeros = lambda *shape: torch.zeros((S, B, *shape), device=dev)
         buf = {k: zeros(M, N) for k in ("act", "logp", "rew", "val", "base")} | {"obs": zeros(M, env.C, N)}
         buf["done"] = zeros()

@@ -601,10 +601,12 @@ def test_mixed_ensemble_sizes_take_turns_and_resume_exactly(tiny_cfg_file, tiny_
     moved = r.next_obs
     r.use(0)
     assert r.env is big and r.agent.M == 8 and r.slots[1]["next_obs"] is moved  # kept for its next turn
+    r = P.Run(*P.parse_args(common + ["--run-name", "all", "--no-curriculum"]))  # every size starts on the same paths
+    assert [s["env"].paths.tolist() for s in r.slots] == [list(range(1, data.truth.shape[0]))] * 2
 
-    full = _train(common + ["--run-name", "full"])
-    _train(common + ["--run-name", "part", "--stop-after", "2"])
-    resumed = _train(common + ["--run-name", "part", "--resume"])
+    full = P.train(*P.parse_args(common + ["--run-name", "full"]))
+    P.train(*P.parse_args(common + ["--run-name", "part", "--stop-after", "2"]))
+    resumed = P.train(*P.parse_args(common + ["--run-name", "part", "--resume"]))
     assert resumed["steps"] == full["steps"] == 3 * 64
     a, b = (torch.load(tmp_path / "tiny" / "runs" / n / "checkpoints" / "latest.pt", weights_only=False)
             for n in ("full", "part"))  # fmt: skip
@@ -622,7 +624,3 @@ def test_mixed_ensemble_sizes_take_turns_and_resume_exactly(tiny_cfg_file, tiny_
 def test_mix_sizes_out_of_range_is_a_clear_error(tiny_cfg_file, bad):
     with pytest.raises(ConfigError, match=r"field 'mix_sizes' = .* distinct ensemble sizes in \[2, N_ens = 8\)"):
         load_config(tiny_cfg_file, {"mix_sizes": bad})
-
-
-def _train(argv):
-    return P.train(*P.parse_args(argv))
