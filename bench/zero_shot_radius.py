@@ -22,14 +22,13 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-import ppo_lstm_enkf as P  # noqa: E402
 from configs.defaults import load_config  # noqa: E402
 from enkf.cycle import make_forecaster  # noqa: E402
 from enkf.data import PathData, ensure_data  # noqa: E402
 from enkf.env import EnKFVecEnv  # noqa: E402
 from enkf.rollout import rollout_paths  # noqa: E402
 from enkf.tuned import heldout_set  # noqa: E402
-from scripts import evaluate as SE  # noqa: E402 (load_agent, agent_env_config)
+from scripts import evaluate as SE  # noqa: E402 (load_agent, agent_env_config, build_agent, set_data)
 
 ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 ap.add_argument("config")
@@ -44,15 +43,11 @@ target, ag, M = load_config(a.config), SE.load_agent(Path(a.checkpoint)), a.memb
 run_cfg = SE.agent_env_config(ag["cfg"], target)
 
 
-def rollout(v: float, data: PathData, paths: list[int], T: int | None, fc=None) -> dict:
-    """The agent's deterministic analysis with gain_radius v at M members on `paths` of data."""
+def rollout(v: float, data: PathData, paths: list[int], cycles: int | None, fc=None) -> dict:
+    """The agent's deterministic analysis with gain_radius v at M members on `paths` of data (the first `cycles`)."""
     c = dataclasses.replace(run_cfg, N_ens=M, gain_radius=v)
     env = EnKFVecEnv(c, data, len(paths), seed=0, forecaster=fc, scoring=False)
-    agent = P.Agent(c, env.C, M, env.N)
-    agent.load_state_dict(ag["weights"])
-    if T is not None:  # only the first T cycles: the episodes end there
-        env.T = min(T, env.T)
-    return rollout_paths(agent.eval(), env, paths)
+    return rollout_paths(SE.build_agent(ag, c, env), env, paths, cycles)
 
 
 data = ensure_data(dataclasses.replace(target, N_ens=ag["cfg"].N_ens), progress=False)
@@ -61,17 +56,15 @@ ids = list(range(1, 1 + a.paths))
 for v in [*run_cfg.loc_radius_list, 1e6] if a.paths > 0 else []:
     t0 = time.time()
     r = rollout(v, data, ids, a.cycles)
-    rm, w300 = r["rmse"][:, 50:], np.nanmean(r["rmse"][:, 50:300], 1)  # (P, T - 50), (P,)
+    T, rm, w300 = r["rmse"].shape[1], r["rmse"][:, 50:], np.nanmean(r["rmse"][:, 50:300], 1)  # (P, T - 50), (P,)
     print(f"{target.name} M={M} radius {v:g}: mean {np.nanmean(rm):.4f} worst path {np.nanmean(rm, 1).max():.4f} "
           f"worst path (300 cycles) {w300.max():.4f} worst of 1-4 (300 cycles) {w300[:4].max():.4f} survived "
-          f"{int((r['survived'] >= rm.shape[1] + 50).sum())}/{len(ids)} ({time.time() - t0:.0f} s)", flush=True)  # fmt: skip
+          f"{int((r['survived'] >= T).sum())}/{len(ids)} ({time.time() - t0:.0f} s)", flush=True)  # fmt: skip
 if a.heldout:
     cM = dataclasses.replace(target, N_ens=M)
     fc = make_forecaster(cM, bucket=True)
     s = heldout_set(cM, "held-out set (10 paths)", 10, 1000, target.data_seed + 104729, fc, False)  # as make eval-all
-    d = PathData(truth=s.truth, obs=s.y, xb=s.xb, xa=s.xa, start_idx=np.zeros(s.P, dtype=np.int64),
-                 start_states=s.truth[:, 0], norm=ag["norm"], meta={}, folder=Path("."))  # fmt: skip
     for v in [float(x) for x in a.heldout.split(",")]:
-        r = rollout(v, d, list(range(s.P)), None, fc)
+        r = rollout(v, SE.set_data(s, ag["norm"]), list(range(s.P)), None, fc)
         print(f"{target.name} M={M} radius {v:g}: held-out mean {np.nanmean(r['rmse'][:, min(target.burn_in, 500):]):.4f} "
               f"survived {int((r['survived'] >= s.y.shape[1]).sum())}/{s.P}", flush=True)  # fmt: skip

@@ -10,10 +10,12 @@ from enkf.env import EnKFVecEnv
 
 
 @torch.no_grad()
-def rollout_paths(agent, env: EnKFVecEnv, paths) -> dict:
-    """The mean action on each of `paths` (env.B == len(paths)) from its first stored background to the end: rmse,
-    spread (P, T) (NaN after a halt), path 0's analysis means (T', N), cycles survived (P,) (a halt at cycle t: t)."""
-    P, T, obs = len(paths), env.T, env.reset_to(list(paths), 0)
+def rollout_paths(agent, env: EnKFVecEnv, paths, cycles: int | None = None) -> dict:
+    """The mean action on each of `paths` (env.B == len(paths)) from its first stored background to the end, or for
+    its first `cycles` cycles: rmse, spread (P, T) (NaN after a halt), path 0's analysis means (T', N), cycles
+    survived (P,) (a halt at cycle t: t)."""
+    P, T = len(paths), env.T if cycles is None else min(cycles, env.T)
+    obs = env.reset_to(list(paths), 0, T)
     state, done = agent.initial_state(P, env.device), torch.ones(P, device=env.device)
     rm, sp, means = torch.full((P, T), float("nan")), torch.full((P, T), float("nan")), []
     alive, survived = torch.ones(P, dtype=torch.bool), torch.full((P,), T)

@@ -79,6 +79,19 @@ def gain_radius_at(cfg: Config, trained: Config, target: Config, M: int, norm: N
     return dataclasses.replace(cfg, N_ens=M, gain_radius=_CHOSEN[key])
 
 
+def set_data(s: EvalSet, norm: Normalizer) -> PathData:
+    """Set s as stored paths for the agent's env (every path from its first background), in the agent's scales."""
+    return PathData(truth=s.truth, obs=s.y, xb=s.xb, xa=s.xa, start_idx=np.zeros(s.P, dtype=np.int64),
+                    start_states=s.truth[:, 0], norm=norm, meta={}, folder=Path("."))  # fmt: skip
+
+
+def build_agent(ag: dict, cfg: Config, env: EnKFVecEnv):
+    """The agent of ag (load_agent) with its weights, in eval mode, for env (cfg: the agent's settings at env's size)."""
+    agent = P.Agent(cfg, env.C, env.M, env.N)
+    agent.load_state_dict(ag["weights"])
+    return agent.eval()
+
+
 def run_agent(ag: dict, target: Config, s: EvalSet, fc=None) -> dict:
     """The agent's deterministic policy on every path of set s, from the set's first background ensemble (at another
     ensemble size than the agent's, see gain_radius_at)."""
@@ -89,15 +102,10 @@ def run_agent(ag: dict, target: Config, s: EvalSet, fc=None) -> dict:
                     f"N={ag['cfg'].N}")  # fmt: skip
     if ag["cfg"].policy == "dense" and N != ag["cfg"].N:
         return dict(method=ag["label"], param=None, error=f"policy dense is tied to N={ag['cfg'].N}")
-    data = PathData(truth=s.truth, obs=s.y, xb=s.xb, xa=s.xa, start_idx=np.zeros(s.P, dtype=np.int64),
-                    start_states=s.truth[:, 0], norm=ag["norm"], meta={}, folder=Path("."))  # fmt: skip
     cfg = gain_radius_at(cfg, ag["cfg"], target, M, ag["norm"])
-    env = EnKFVecEnv(cfg, data, s.P, seed=0, forecaster=fc, scoring=False)
-    agent = P.Agent(cfg, env.C, M, N)
-    agent.load_state_dict(ag["weights"])
-    agent.eval()
+    env = EnKFVecEnv(cfg, set_data(s, ag["norm"]), s.P, seed=0, forecaster=fc, scoring=False)
     t0 = time.time()
-    r = rollout_paths(agent, env, list(range(s.P)))
+    r = rollout_paths(build_agent(ag, cfg, env), env, list(range(s.P)))
     T = s.y.shape[1]
     rechosen = cfg.gain_radius != ag["cfg"].gain_radius
     return dict(method=ag["label"], param=f"gain_radius {cfg.gain_radius:g} at {M} members" if rechosen else None,
