@@ -8,11 +8,13 @@ from __future__ import annotations
 import dataclasses
 import sys
 
+import numpy as np
 import torch
 
 from configs.defaults import Config
 from enkf.data import PathData
 from enkf.env import EnKFVecEnv
+from enkf.rollout import rollout_paths
 
 
 def gain_gate_terms(features, with_anom: bool = True) -> list[tuple[str, int, bool]]:
@@ -83,14 +85,42 @@ def choose_gain_radius(cfg: Config, data: PathData, cycles: int = 300, device="c
     return dataclasses.replace(cfg, gain_radius=best)
 
 
+def cut_members(data: PathData, M: int) -> PathData:
+    """The stored paths with their ensembles cut to the first M members (the same truths and observations)."""
+    return dataclasses.replace(data, xb=data.xb[:, :, :M], xa=data.xa[:, :, :M])  # (P, T, M, N)
+
+
 def at_size(cfg: Config, data: PathData, M: int, log=False) -> tuple[Config, PathData]:
-    """cfg and data for M < cfg.N_ens members: the stored ensembles cut to their first M members (the same truths and
-    observations), and gain_radius chosen again on them by choose_gain_radius (with kg features). A half-width chosen
-    at 20 members, often none, would leave a 5-member prior's covariance and square root unlocalized. Used by the
-    evaluation at fewer members and by training on mixed ensemble sizes (mix_sizes)."""
-    data = dataclasses.replace(data, xb=data.xb[:, :, :M], xa=data.xa[:, :, :M])  # (P, T, M, N)
-    cfg = dataclasses.replace(cfg, N_ens=M)
+    """cfg and data for M < cfg.N_ens members: the stored ensembles cut to their first M members (cut_members), and
+    gain_radius chosen again on them by choose_gain_radius (with kg features). A half-width chosen at 20 members, often
+    none, would leave a 5-member prior's covariance and square root unlocalized. Used by training on mixed ensemble
+    sizes (mix_sizes); a trained agent at fewer members chooses with its own analysis (agent_scores)."""
+    data, cfg = cut_members(data, M), dataclasses.replace(cfg, N_ens=M)
     return (choose_gain_radius(dataclasses.replace(cfg, gain_radius=0), data, log=log) if uses_gain(cfg) else cfg), data
+
+
+AGENT_PATHS, AGENT_CYCLES = 10, 1000  # the selection set of agent_scores: training paths 1-10 x 1000 cycles
+
+
+def agent_scores(cfg: Config, data: PathData, candidates, make_agent, paths: int = AGENT_PATHS,
+                 cycles: int = AGENT_CYCLES, device="cpu", log=False) -> dict:  # fmt: skip
+    """{half-width: worst-path RMSE} of a trained agent's deterministic analysis with cfg.gain_radius = half-width, on
+    training paths 1..paths, cycles 50..cycles (a path that leaves the bounds scores inf). make_agent(env) returns the
+    agent for env (built from env.cfg). The zero-shot rule at fewer members than trained (scripts/evaluate.py): a set
+    as large as the held-out set, and the worst path, so that one burst is not averaged away. Path 0 and held-out
+    truths are never used."""
+    ids = list(range(1, min(paths + 1, data.truth.shape[0])))
+    scores = {}
+    for v in candidates:
+        env = EnKFVecEnv(dataclasses.replace(cfg, gain_radius=v), data, len(ids), seed=0, device=device, scoring=False)
+        r = rollout_paths(make_agent(env), env, ids, cycles)
+        T = r["rmse"].shape[1]
+        ok = (r["survived"] >= T).all() and T > 50
+        scores[v] = float(np.nanmean(r["rmse"][:, 50:], 1).max()) if ok else float("inf")  # (P,) path means, worst
+        if log:
+            print(f"[gain] {cfg.name}: gain_radius {v:g} at {cfg.N_ens} members: worst path {scores[v]:.4f}",
+                  file=sys.stderr, flush=True)  # fmt: skip
+    return scores
 
 
 INFLATION_SCALES = (1.0, 0.5)

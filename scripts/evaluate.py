@@ -14,7 +14,6 @@ rmse_over_time.png, hovmoller.png, rmse_vs_nens.png; the last line printed is a 
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -26,12 +25,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import ppo_lstm_enkf as P  # noqa: E402
-from configs.defaults import FIELDS, Config, ConfigError  # noqa: E402
+from configs.defaults import Config, ConfigError  # noqa: E402
 from enkf import evaluate as E  # noqa: E402
-from enkf.data import DataError, PathData, data_fields, load_data  # noqa: E402
+from enkf.data import DataError, PathData, data_fields, data_fingerprint, load_data  # noqa: E402
 from enkf.env import EnKFVecEnv  # noqa: E402
 from enkf.evaluate import EvalSet, heldout_set, run_classical, summarize  # noqa: E402, F401 (re-exported)
-from enkf.gain import at_size, uses_gain  # noqa: E402
+from enkf.gain import AGENT_CYCLES, AGENT_PATHS, agent_scores, cut_members, uses_gain  # noqa: E402
 from enkf.normalization import Normalizer  # noqa: E402
 from enkf.rollout import rollout_paths  # noqa: E402
 
@@ -55,27 +54,53 @@ def agent_env_config(agent_cfg: Config, target: Config) -> Config:
                                name=target.name, compile=target.compile)  # fmt: skip
 
 
-_CHOSEN: dict[tuple, float] = {}  # gain_radius_at's choices in this process, by the agent's settings, size and scales
+_CHOSEN: dict[tuple, float] = {}  # gain_radius_at's choices in this process, by agent file, size and training data
 
 
-def gain_radius_at(cfg: Config, trained: Config, target: Config, M: int, norm: Normalizer) -> Config:
-    """cfg (the agent's settings on the target system) for M members: at fewer members than the agent was trained
-    with (trained.N_ens), gain_radius chosen again by the recipe's rule (enkf.gain.choose_gain_radius: the untrained
-    gain-gated analysis on the target's stored training paths 1-4 at the trained size, their ensembles cut to M
-    members). A half-width chosen at 20 members, often none, would leave a 5-member prior's covariance and square
-    root unlocalized. At as many members or more, or where those data are not stored (the suite makes the config's
-    own data first; data for another size are never made), the training choice stands. Held-out truths never used."""
+def zero_shot_choice(ag: dict, target: Config, M: int, log=True) -> dict:
+    """The trained agent's own gain_radius at M members (fewer than it was trained with) on the target system: of the
+    target's loc_radii and none (1e6), the half-width whose deterministic analysis has the lowest worst-path RMSE
+    (enkf.gain.agent_scores) on the target's stored training paths 1-10 x 1000 cycles at the trained size, their
+    ensembles cut to M members. Returns {gain_radius, scores, data (the training data's fingerprint), rule}; raises
+    DataError where those data are not stored. Held-out truths are never used. About 10 s per 1000 cycles of 10 paths
+    and candidate on one core (L96, 20 -> 10 members)."""
+    cfg = dataclasses.replace(agent_env_config(ag["cfg"], target), N_ens=M)
+    trained = dataclasses.replace(target, N_ens=ag["cfg"].N_ens)
+    data = cut_members(dataclasses.replace(load_data(trained), norm=ag["norm"]), M)
+    cands = [*cfg.loc_radius_list, 1e6]
+    if log:
+        print(f"[gain] {target.name}: choosing the agent's gain_radius at {M} members: its analysis on training paths "
+              f"1-{AGENT_PATHS} x {AGENT_CYCLES} cycles at {len(cands)} half-widths...", file=sys.stderr)  # fmt: skip
+    scores = agent_scores(cfg, data, cands, lambda env: build_agent(ag, env.cfg, env), log=log)
+    best = min(scores, key=scores.get) if np.isfinite(min(scores.values())) else ag["cfg"].gain_radius
+    return dict(gain_radius=best, scores={f"{v:g}": s for v, s in scores.items()}, data=data_fingerprint(trained),
+                rule=f"worst path of training paths 1-{AGENT_PATHS} x {AGENT_CYCLES} cycles")  # fmt: skip
+
+
+def gain_radius_at(cfg: Config, ag: dict, target: Config, M: int) -> Config:
+    """cfg (the agent's settings on the target system) for M members: at fewer members than the agent of ag was trained
+    with, the gain_radius of zero_shot_choice: stored with the agent (scripts/export_pretrained.py) for this target's
+    training data, else chosen now (and once per process). A half-width chosen at 20 members, often none, would leave
+    a 5-member prior's covariance and square root unlocalized. At as many members or more, or where the training data
+    are not stored (the suite makes the config's own data first; data for another size are never made), the training
+    choice stands."""
+    trained = ag["cfg"]
     if M >= trained.N_ens or not uses_gain(cfg):
         return dataclasses.replace(cfg, N_ens=M)
-    key = (cfg.fingerprint(tuple(k for k in FIELDS if k != "seed")), M, trained.N_ens, json.dumps(norm.to_dict()))
-    if key not in _CHOSEN:  # the seeds of one recipe share the choice (their settings differ in the seed only)
+    fp = data_fingerprint(dataclasses.replace(target, N_ens=trained.N_ens))
+    key = (ag["path"], M, fp)
+    stored = ((ag.get("provenance") or {}).get("zero_shot_gain_radius") or {}).get(str(M))
+    if key not in _CHOSEN and stored and stored.get("data") == fp:
+        print(f"[gain] {target.name}: gain_radius {stored['gain_radius']:g} at {M} members, stored with the agent "
+              f"({stored['rule']})", file=sys.stderr)  # fmt: skip
+        _CHOSEN[key] = stored["gain_radius"]
+    if key not in _CHOSEN:
         try:
-            data = load_data(dataclasses.replace(target, N_ens=trained.N_ens))
+            _CHOSEN[key] = zero_shot_choice(ag, target, M)["gain_radius"]
         except DataError as e:
             print(f"[gain] {target.name}: gain_radius kept at {cfg.gain_radius:g} at {M} members: no stored training "
                   f"data to choose it on ({e})", file=sys.stderr)  # fmt: skip
             return dataclasses.replace(cfg, N_ens=M)
-        _CHOSEN[key] = at_size(cfg, dataclasses.replace(data, norm=norm), M, log=True)[0].gain_radius
     return dataclasses.replace(cfg, N_ens=M, gain_radius=_CHOSEN[key])
 
 
@@ -102,7 +127,7 @@ def run_agent(ag: dict, target: Config, s: EvalSet, fc=None) -> dict:
                     f"N={ag['cfg'].N}")  # fmt: skip
     if ag["cfg"].policy == "dense" and N != ag["cfg"].N:
         return dict(method=ag["label"], param=None, error=f"policy dense is tied to N={ag['cfg'].N}")
-    cfg = gain_radius_at(cfg, ag["cfg"], target, M, ag["norm"])
+    cfg = gain_radius_at(cfg, ag, target, M)
     env = EnKFVecEnv(cfg, set_data(s, ag["norm"]), s.P, seed=0, forecaster=fc, scoring=False)
     t0 = time.time()
     r = rollout_paths(build_agent(ag, cfg, env), env, list(range(s.P)))

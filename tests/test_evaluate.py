@@ -15,7 +15,9 @@ import ppo_lstm_enkf as P
 from configs.defaults import REPO_ROOT, load_config
 from enkf import evaluate as E
 from enkf.cycle import make_forecaster, rmse
+from enkf.env import EnKFVecEnv
 from scripts import evaluate as SE
+from scripts import export_pretrained as EX
 
 
 @pytest.fixture(scope="module")
@@ -133,11 +135,14 @@ def test_global_policy_is_not_applicable_at_other_sizes(tiny_cfg_file, tiny_data
     assert "tied to N_ens=8" in SE.run_agent(ag, cfg, s4)["error"]
 
 
-def test_a_smaller_ensemble_gets_its_gain_radius_chosen_again_on_training_paths(tiny_data, tiny_ckpt, monkeypatch):
-    """Zero-shot at fewer members than trained: the recipe's gain_radius rule runs again on the training paths, cut
-    to that size (never on the held-out set); at as many members or more the training choice stands."""
+def test_a_smaller_ensemble_gets_the_agents_own_gain_radius_chosen_on_training_paths(tiny_data, tiny_ckpt, tmp_path,
+                                                                                      monkeypatch):  # fmt: skip
+    """Zero-shot at fewer members than trained: the half-width whose trained analysis has the lowest worst-path RMSE
+    on the training paths 1-10, cut to that size (never the held-out set); chosen once per agent, stored with an
+    exported agent and read back from it; at as many members or more the training choice stands."""
     import enkf.data as D
-    from enkf.gain import untrained_scores
+    from enkf.gain import agent_scores, cut_members
+    from enkf.rollout import rollout_paths
 
     cfg, data_dir, _, d = tiny_data
     monkeypatch.setattr(D, "data_dir_for", lambda c: data_dir)
@@ -148,14 +153,18 @@ def test_a_smaller_ensemble_gets_its_gain_radius_chosen_again_on_training_paths(
     ag = SE.load_agent(tiny_ckpt)
     run_cfg = SE.agent_env_config(ag["cfg"], cfg)
     for M in (8, 12):
-        c = SE.gain_radius_at(run_cfg, ag["cfg"], dataclasses.replace(cfg, N_ens=M), M, ag["norm"])
+        c = SE.gain_radius_at(run_cfg, ag, dataclasses.replace(cfg, N_ens=M), M)
         assert (c.N_ens, c.gain_radius) == (M, ag["cfg"].gain_radius)
-    c4 = SE.gain_radius_at(run_cfg, ag["cfg"], dataclasses.replace(cfg, N_ens=4), 4, ag["norm"])  # as the suite calls
-    d4 = dataclasses.replace(d, xb=d.xb[:, :, :4], xa=d.xa[:, :, :4], norm=ag["norm"])
-    scores = untrained_scores(dataclasses.replace(run_cfg, N_ens=4), d4, "gain_radius", [*cfg.loc_radius_list, 1e6])
+    c4 = SE.gain_radius_at(run_cfg, ag, dataclasses.replace(cfg, N_ens=4), 4)  # as the suite calls
+    d4, r4 = cut_members(dataclasses.replace(d, norm=ag["norm"]), 4), dataclasses.replace(run_cfg, N_ens=4)
+    make = lambda env: SE.build_agent(ag, env.cfg, env)  # noqa: E731
+    scores = agent_scores(r4, d4, [*cfg.loc_radius_list, 1e6], make)
     assert c4.N_ens == 4 and c4.gain_radius == min(scores, key=scores.get)
-    other_seed = SE.gain_radius_at(dataclasses.replace(run_cfg, seed=7), ag["cfg"], cfg, 4, ag["norm"])
-    assert other_seed.gain_radius == c4.gain_radius and loads == [cfg.N_ens]  # another seed: chosen once, read once
+    env = EnKFVecEnv(dataclasses.replace(r4, gain_radius=1e6), d4, 5, seed=0, scoring=False)  # paths 1-5 of 6
+    rm = rollout_paths(make(env), env, [1, 2, 3, 4, 5])["rmse"]  # (5, 60)
+    assert scores[1e6] == pytest.approx(float(np.nanmean(rm[:, 50:], 1).max()))  # the worst path, cycles 50..
+    again = SE.gain_radius_at(dataclasses.replace(run_cfg, seed=7), ag, cfg, 4)
+    assert again.gain_radius == c4.gain_radius and loads == [cfg.N_ens]  # chosen once per agent, data read once
     s = E.path0_set(d)
     row = SE.run_agent(
         ag, dataclasses.replace(cfg, N_ens=4), E.EvalSet("x", s.truth, s.y, s.xb[:, :, :4], s.xa[:, :, :4])
@@ -164,11 +173,29 @@ def test_a_smaller_ensemble_gets_its_gain_radius_chosen_again_on_training_paths(
     changed = c4.gain_radius != ag["cfg"].gain_radius  # a changed choice is named in the agent's row
     assert row["param"] == (f"gain_radius {c4.gain_radius:g} at 4 members" if changed else None)
     assert E.label(row, cfg) == (f"{row['method']} ({row['param']})" if changed else row["method"])
+    # exported with its choices: read back without running the agent; a choice made on other data is made again
+    out = tmp_path / "a.pt"
+    assert EX.main(["--checkpoint", str(tiny_ckpt), "--out", str(out), "--command", "c", "--commit", "x", "--budget",
+                    "b", "--zero-shot-sizes", ""]) == 0  # fmt: skip
+    assert json.loads(out.with_suffix(".json").read_text())["zero_shot_gain_radius"] == {}
+    assert EX.main(["--add-zero-shot", str(out), "--zero-shot-sizes", "4,8,12"]) == 0  # sizes >= 8: none to choose
+    prov = json.loads(out.with_suffix(".json").read_text())
+    stored = prov["zero_shot_gain_radius"]
+    assert prov["commit"] == "x" and SE.load_agent(out)["provenance"]["zero_shot_gain_radius"] == stored  # both files
+    assert list(stored) == ["4"] and stored["4"]["gain_radius"] == c4.gain_radius
+    assert stored["4"]["scores"] == {f"{v:g}": x for v, x in scores.items()}
+    ex = SE.load_agent(out)
+    monkeypatch.setattr(SE, "agent_scores", lambda *a, **k: pytest.fail("a stored choice is chosen again"))
+    assert SE.gain_radius_at(run_cfg, ex, cfg, 4).gain_radius == c4.gain_radius
+    ex["provenance"]["zero_shot_gain_radius"]["4"]["data"] = "other"
+    SE._CHOSEN.clear()
+    with pytest.raises(pytest.fail.Exception, match="chosen again"):
+        SE.gain_radius_at(run_cfg, ex, cfg, 4)
     # the training data are read, never regenerated for the smaller size; without them the training choice stands
     assert [(f.name, f.stat().st_mtime_ns) for f in sorted(data_dir.iterdir())] == stamp
     monkeypatch.setattr(D, "data_dir_for", lambda c: data_dir.parent / "none")
     SE._CHOSEN.clear()
-    c4 = SE.gain_radius_at(run_cfg, ag["cfg"], dataclasses.replace(cfg, N_ens=4), 4, ag["norm"])
+    c4 = SE.gain_radius_at(run_cfg, ag, dataclasses.replace(cfg, N_ens=4), 4)
     assert (c4.N_ens, c4.gain_radius) == (4, ag["cfg"].gain_radius) and not (data_dir.parent / "none").exists()
 
 
@@ -224,7 +251,7 @@ def test_export_pretrained_is_small_and_loads(tiny_ckpt, tmp_path):
     out = tmp_path / "pre" / "tiny.pt"
     r = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "export_pretrained.py"), "--checkpoint",
                         str(tiny_ckpt), "--out", str(out), "--command", "python ppo_lstm_enkf.py ...", "--commit",
-                        "abc1234", "--budget", "256 steps"], capture_output=True, text=True, timeout=120)  # fmt: skip
+                        "abc1234", "--budget", "256 steps", "--zero-shot-sizes", ""], capture_output=True, text=True, timeout=120)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert out.stat().st_size < 0.5 * tiny_ckpt.stat().st_size
     ag = SE.load_agent(out)
