@@ -7,6 +7,7 @@ scores, never to choose.
 
     python bench/zero_shot_radius.py configs/L96_2.py pretrained/L96_2.pt 10
     python bench/zero_shot_radius.py configs/L96_sparse.py pretrained/L96_sparse.pt 10 --paths 0 --heldout 6,8
+    python bench/zero_shot_radius.py configs/L96_3.py pretrained/L96_3.pt 10 --field inflation_adapt_scale --values 1,0.5
 
 2026-12-08: the table "the zero-shot gain radius chosen by the trained agent on a selection set as large as the
 held-out set" of docs/results.md (M 5 and 10 on L96_2, L96_3, L63, L96_sparse, L96_1)."""
@@ -36,16 +37,25 @@ ap.add_argument("checkpoint")
 ap.add_argument("members", type=int)
 ap.add_argument("--paths", type=int, default=10, help="training paths 1..P (0: skip the selection scores)")
 ap.add_argument("--cycles", type=int, default=1000)
-ap.add_argument("--heldout", default="", help="comma list of half-widths (1e6: none) to run on the held-out set")
+ap.add_argument("--heldout", default="", help="comma list of values (half-widths, 1e6: none) for the held-out set")
+ap.add_argument("--field", default="gain_radius", help="the env setting to vary, e.g. inflation_adapt_scale")
+ap.add_argument("--values", default="", help="comma list of --field values (gain_radius: default loc_radii and none)")
+ap.add_argument("--radius", type=float, help="gain_radius while another --field varies (default: the choice stored "
+                "with the agent at M members, else the agent's own)")  # fmt: skip
 a = ap.parse_args()
 torch.set_num_threads(1)
 target, ag, M = load_config(a.config), SE.load_agent(Path(a.checkpoint)), a.members
 run_cfg = SE.agent_env_config(ag["cfg"], target)
+stored = ((ag["provenance"] or {}).get("zero_shot_gain_radius") or {}).get(str(M), {}).get("gain_radius")
+run_cfg = dataclasses.replace(run_cfg, gain_radius=a.radius or stored or run_cfg.gain_radius)
+kind = type(getattr(run_cfg, a.field))
+kind = (lambda x: x.lower() in ("1", "true")) if kind is bool else kind  # noqa: E731 - bool("False") is True
+values = [kind(x) for x in a.values.split(",") if x] or [*run_cfg.loc_radius_list, 1e6]
 
 
-def rollout(v: float, data: PathData, paths: list[int], cycles: int | None, fc=None) -> dict:
-    """The agent's deterministic analysis with gain_radius v at M members on `paths` of data (the first `cycles`)."""
-    c = dataclasses.replace(run_cfg, N_ens=M, gain_radius=v)
+def rollout(v, data: PathData, paths: list[int], cycles: int | None, fc=None) -> dict:
+    """The agent's deterministic analysis with --field v at M members on `paths` of data (the first `cycles`)."""
+    c = dataclasses.replace(run_cfg, N_ens=M, **{a.field: v})
     env = EnKFVecEnv(c, data, len(paths), seed=0, forecaster=fc, scoring=False)
     return rollout_paths(SE.build_agent(ag, c, env), env, paths, cycles)
 
@@ -53,18 +63,18 @@ def rollout(v: float, data: PathData, paths: list[int], cycles: int | None, fc=N
 data = ensure_data(dataclasses.replace(target, N_ens=ag["cfg"].N_ens), progress=False)
 data = dataclasses.replace(data, xb=data.xb[:, :, :M], xa=data.xa[:, :, :M], norm=ag["norm"])  # (P, T, M, N)
 ids = list(range(1, 1 + a.paths))
-for v in [*run_cfg.loc_radius_list, 1e6] if a.paths > 0 else []:
+for v in values if a.paths > 0 else []:
     t0 = time.time()
     r = rollout(v, data, ids, a.cycles)
     T, rm, w300 = r["rmse"].shape[1], r["rmse"][:, 50:], np.nanmean(r["rmse"][:, 50:300], 1)  # (P, T - 50), (P,)
-    print(f"{target.name} M={M} radius {v:g}: mean {np.nanmean(rm):.4f} worst path {np.nanmean(rm, 1).max():.4f} "
+    print(f"{target.name} M={M} {a.field} {v}: mean {np.nanmean(rm):.4f} worst path {np.nanmean(rm, 1).max():.4f} "
           f"worst path (300 cycles) {w300.max():.4f} worst of 1-4 (300 cycles) {w300[:4].max():.4f} survived "
           f"{int((r['survived'] >= T).sum())}/{len(ids)} ({time.time() - t0:.0f} s)", flush=True)  # fmt: skip
 if a.heldout:
     cM = dataclasses.replace(target, N_ens=M)
     fc = make_forecaster(cM, bucket=True)
     s = heldout_set(cM, "held-out set (10 paths)", 10, 1000, target.data_seed + 104729, fc, False)  # as make eval-all
-    for v in [float(x) for x in a.heldout.split(",")]:
+    for v in [kind(x) for x in a.heldout.split(",")]:
         r = rollout(v, SE.set_data(s, ag["norm"]), list(range(s.P)), None, fc)
-        print(f"{target.name} M={M} radius {v:g}: held-out mean {np.nanmean(r['rmse'][:, min(target.burn_in, 500):]):.4f} "
+        print(f"{target.name} M={M} {a.field} {v} (gain_radius {run_cfg.gain_radius:g}): held-out mean {np.nanmean(r['rmse'][:, min(target.burn_in, 500):]):.4f} "
               f"survived {int((r['survived'] >= s.y.shape[1]).sum())}/{s.P}", flush=True)  # fmt: skip

@@ -49,17 +49,28 @@ def agents_of(name: str, pretrained: Path) -> tuple[list[Path], Path | None]:
     return seeds, (shipped if shipped.is_file() else None)
 
 
+def same_agent(a: dict, b: dict) -> bool:
+    """Whether two loaded agents (scripts/evaluate.py load_agent) have the same weights, config and normalization."""
+    wa, wb = a["weights"], b["weights"]
+    return (a["cfg"] == b["cfg"] and a["norm"].to_dict() == b["norm"].to_dict() and wa.keys() == wb.keys()
+            and all(torch.equal(wa[k], wb[k]) for k in wa))  # fmt: skip
+
+
 def summarize_config(name: str, n_ens: list[int], progress: bool, paths=10, cycles=1000, configs: Path = ROOT / "configs",
                      pretrained: Path = ROOT / "pretrained") -> dict:  # fmt: skip
     cfg = load_config(configs / f"{name}.py")
     seeds, shipped = agents_of(name, pretrained)
     out = LOGS_ROOT / name / "eval_all"
     agents = [load_agent(p) for p in seeds]
-    # the shipped agent is a copy of its median seed: that seed's run serves both (N_ens of the config run once)
-    twin = next((a for p, a in zip(seeds, agents, strict=True) if shipped and p.read_bytes() == shipped.read_bytes()),
-                None)  # fmt: skip
-    ship = twin or (load_agent(shipped) if shipped else None)
-    if ship is not None and twin is None:
+    # the shipped agent is a copy of its median seed (the same weights and config; its provenance may also carry the
+    # zero-shot choices of scripts/export_pretrained.py): that seed's run serves at N_ens of the config (run once)
+    ship = load_agent(shipped) if shipped else None
+    twin = next((a for a in agents if ship and same_agent(a, ship)), None)
+    if twin is not None:
+        ship = dict(
+            twin, provenance=ship["provenance"], path=ship["path"]
+        )  # the seed's row; the shipped file's choices
+    elif ship is not None:
         agents.append(ship)  # no seed files (the shipped agent alone, "1 seed"), or a shipped agent of its own
     # the other ensemble sizes where the committed tuned file has every filter (tuning them here would take minutes
     # per size; `make tune-filters CONFIG=... NENS=...` adds them); the others show "–" and are listed as not tuned

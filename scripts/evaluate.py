@@ -62,8 +62,8 @@ def zero_shot_choice(ag: dict, target: Config, M: int, log=True) -> dict:
     target's loc_radii and none (1e6), the half-width whose deterministic analysis has the lowest worst-path RMSE
     (enkf.gain.agent_scores) on the target's stored training paths 1-10 x 1000 cycles at the trained size, their
     ensembles cut to M members. Returns {gain_radius, scores, data (the training data's fingerprint), rule}; raises
-    DataError where those data are not stored. Held-out truths are never used. About 10 s per 1000 cycles of 10 paths
-    and candidate on one core (L96, 20 -> 10 members)."""
+    DataError where those data are not stored. Held-out truths are never used. On one core about 10 s per half-width
+    on L96 and 40 s on KS (2026-12-08)."""
     cfg = dataclasses.replace(agent_env_config(ag["cfg"], target), N_ens=M)
     trained = dataclasses.replace(target, N_ens=ag["cfg"].N_ens)
     data = cut_members(dataclasses.replace(load_data(trained), norm=ag["norm"]), M)
@@ -73,7 +73,8 @@ def zero_shot_choice(ag: dict, target: Config, M: int, log=True) -> dict:
               f"1-{AGENT_PATHS} x {AGENT_CYCLES} cycles at {len(cands)} half-widths...", file=sys.stderr)  # fmt: skip
     scores = agent_scores(cfg, data, cands, lambda env: build_agent(ag, env.cfg, env), log=log)
     best = min(scores, key=scores.get) if np.isfinite(min(scores.values())) else ag["cfg"].gain_radius
-    return dict(gain_radius=best, scores={f"{v:g}": s for v, s in scores.items()}, data=data_fingerprint(trained),
+    sc = {f"{v:g}": s if np.isfinite(s) else None for v, s in scores.items()}  # None: a path left the bounds
+    return dict(gain_radius=best, scores=sc, data=data_fingerprint(trained),
                 rule=f"worst path of training paths 1-{AGENT_PATHS} x {AGENT_CYCLES} cycles")  # fmt: skip
 
 

@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     ap.add_argument("--commit", help="git commit the run was trained at")
     ap.add_argument("--budget", help="training budget, e.g. '30 min on one core'")
     ap.add_argument("--zero-shot-sizes", default="5,10", help="ensemble sizes below the agent's at which its "
-                    "gain_radius is chosen and stored ('' for none); about 1-4 min per size on one core")  # fmt: skip
+                    "gain_radius is chosen and stored ('' for none); about 0.5-5 min per size on one core (L63 fastest, KS slowest)")  # fmt: skip
     ap.add_argument("--add-zero-shot", metavar="FILE", help="only (re)compute the zero-shot choices of an exported "
                     "FILE and rewrite it, its provenance otherwise kept")  # fmt: skip
     a = ap.parse_args(argv)

@@ -10,6 +10,7 @@ import torch
 
 import ppo_lstm_enkf as P
 from configs.defaults import REPO_ROOT, ConfigError, load_config
+from enkf.data import data_fingerprint
 
 
 def test_policy_auto_follows_the_model():
@@ -95,7 +96,11 @@ def test_eval_all_writes_one_table_with_seed_means(tiny_cfg_file, tiny_data, tmp
             tmp_path / "logs" / "tiny" / "runs" / f"s{sd}" / "checkpoints" / "latest.pt",
             pre / "seeds" / f"tiny_s{sd}.pt",
         )
-    shutil.copy(pre / "seeds" / "tiny_s1.pt", pre / "tiny.pt")
+    st = torch.load(pre / "seeds" / "tiny_s1.pt", weights_only=False)  # seed 1 shipped with a zero-shot choice stored
+    st["provenance"] = {
+        "zero_shot_gain_radius": {"4": {"gain_radius": 2.0, "data": data_fingerprint(cfg), "rule": "t"}}
+    }
+    torch.save(st, pre / "tiny.pt")  # the same agent as seed 1's file, not the same bytes
     shutil.copy(pre / "seeds" / "tiny_s2.pt", pre / "solo.pt")  # a shipped agent without seed files
     out = tmp_path / "all.md"
     argv = ["--configs", "tiny,other,solo", "--n-ens", "4,8,16", "--paths", "2", "--cycles", "30", "--configs-dir", str(cfgs),
@@ -109,9 +114,15 @@ def test_eval_all_writes_one_table_with_seed_means(tiny_cfg_file, tiny_data, tmp
     assert tiny["ratio_grid"] == pytest.approx(tiny["agent_rmse"] / tiny["best_grid_rmse"])
     assert tiny["best_grid_rmse"] >= tiny["best_filter_rmse"] and "adaptive" not in tiny["best_grid_filter"]
     assert set(tiny["nens_ratio"]) == {"4", "8"} and tiny["best_filter"].split(" ")[0] in T.METHODS
-    # the shipped agent is seed 1's file: its row at the config's N_ens is seed 1's (run once, not twice)
+    # the shipped agent is seed 1's agent: its row at the config's N_ens is seed 1's (run once, not twice), and at 4
+    # members it runs with the choice stored in the shipped file
     own = tiny["nens_ratio"][str(tiny["N_ens"])]
     assert own == pytest.approx(tiny["per_seed"][0] / tiny["best_filter_rmse"]) and tiny["agents"][0].endswith("s1")
+    sets = json.loads((EA.LOGS_ROOT / "tiny" / "eval_all" / "eval.json").read_text())["sets"]
+    assert [r["method"] for r in sets["held-out set (2 paths), N_ens=8"] if r["method"].startswith("agent")] == [
+        "agent tiny_s1", "agent tiny_s2"]  # fmt: skip
+    assert [r.get("param") for r in sets["held-out set (2 paths), N_ens=4"] if r["method"].startswith("agent")] == [
+        "gain_radius 2 at 4 members"]  # fmt: skip
     assert "agent_rmse" not in other
     assert solo["seeds"] == 1 and solo["agent_rmse_std"] is None and solo["agents"] == ["agent solo"]
     assert solo["nens_ratio"][str(solo["N_ens"])] == pytest.approx(solo["ratio"]) and set(solo["nens_ratio"]) == {
