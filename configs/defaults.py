@@ -343,6 +343,7 @@ class Config:
 
     @property
     def mix_size_list(self) -> list[int]:
+        """The extra ensemble sizes a run trains at in turn (mix_sizes; empty: N_ens alone)."""
         return [int(x) for x in self.mix_sizes.split(",") if x.strip()]
 
     @property
